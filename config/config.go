@@ -1,0 +1,285 @@
+// Package config reads token-service's settings from the environment. The variable names and
+// defaults are the contract of the Node service this one replaces, so an existing deployment's
+// environment keeps working unchanged.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Environments the service knows; anything else is a configuration error.
+const (
+	Development = "development"
+	Production  = "production"
+	Test        = "test"
+)
+
+// LiveKit's own `livekit-server --dev` credentials, used only in development so that the service
+// and a dev-mode LiveKit work together with no set-up.
+const (
+	devAPIKey    = "devkey"
+	devAPISecret = "secret"
+	devWSURL     = "ws://localhost:7880"
+)
+
+// minProductionSecretLen is where livekit-server itself starts warning about weak secrets.
+const minProductionSecretLen = 32
+
+// ErrInvalid marks a configuration that must stop start-up (exit status 2).
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is every setting of the service. Fields tagged env are read from the environment;
+// the rest are derived by Load.
+type Config struct {
+	Port    int    `env:"PORT" envDefault:"3001"`
+	Host    string `env:"HOST"`
+	AppEnv  string `env:"APP_ENV"`
+	NodeEnv string `env:"NODE_ENV"`
+
+	APIKey    string `env:"LIVEKIT_API_KEY"`
+	APISecret Secret `env:"LIVEKIT_API_SECRET"`
+	WSURL     string `env:"LIVEKIT_WS_URL"`
+
+	DefaultTTLSeconds int `env:"DEFAULT_TOKEN_TTL_SECONDS" envDefault:"3600"`
+	MaxTTLSeconds     int `env:"MAX_TOKEN_TTL_SECONDS" envDefault:"86400"`
+
+	RateLimitWindowMS    int `env:"RATE_LIMIT_WINDOW_MS" envDefault:"60000"`
+	RateLimitMaxRequests int `env:"RATE_LIMIT_MAX_REQUESTS" envDefault:"100"`
+
+	CORSOrigins    string `env:"CORS_ORIGINS" envDefault:"*"`
+	LogLevel       string `env:"LOG_LEVEL"`
+	TrustedProxies string `env:"TRUSTED_PROXIES"`
+
+	ShutdownDelaySeconds   int `env:"SHUTDOWN_DELAY_SECONDS" envDefault:"0"`
+	ShutdownTimeoutSeconds int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+
+	// Warnings are things an operator should see at start-up that do not stop it.
+	Warnings []string `env:"-"`
+}
+
+// Load parses environ (KEY=value pairs, as os.Environ returns them), fills in the defaults that
+// depend on the environment, and validates the result. Every problem is reported at once, one
+// per line, naming the variable and its rule but never its value.
+func Load(environ []string) (Config, error) {
+	cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: env.ToMap(environ)})
+	if err != nil {
+		return Config{}, invalid(parseProblems(err))
+	}
+	cfg.applyDefaults()
+	if problems := cfg.validate(); len(problems) > 0 {
+		return Config{}, invalid(problems)
+	}
+	return cfg, nil
+}
+
+func invalid(problems []string) error {
+	return fmt.Errorf("%w:\n  %s", ErrInvalid, strings.Join(problems, "\n  "))
+}
+
+// parseProblems turns env's per-field parse errors into lines naming the variable, because env
+// names the Go field and its message would quote the offending value.
+func parseProblems(err error) []string {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []string{"environment: cannot be read"}
+	}
+	var problems []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			problems = append(problems, "environment: cannot be read")
+			continue
+		}
+		field, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
+		problems = append(problems, field.Tag.Get("env")+": must be a whole number")
+	}
+	return problems
+}
+
+func (c *Config) applyDefaults() {
+	if c.AppEnv == "" {
+		c.AppEnv = c.NodeEnv
+	}
+	if c.AppEnv == "" {
+		c.AppEnv = Development
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+		if c.AppEnv == Development {
+			c.LogLevel = "debug"
+		}
+	}
+	if c.AppEnv != Development {
+		return
+	}
+	// The dev key and secret only make sense as a pair: one without the other signs tokens that
+	// no LiveKit server accepts, so a half-set pair is left for validate to refuse.
+	if c.APIKey == "" && c.APISecret == "" {
+		c.APIKey, c.APISecret = devAPIKey, devAPISecret
+		c.Warnings = append(c.Warnings, "LIVEKIT_API_KEY and LIVEKIT_API_SECRET are unset: using livekit-server --dev credentials (development only)")
+	}
+	if c.WSURL == "" {
+		c.WSURL = devWSURL
+		c.Warnings = append(c.Warnings, "LIVEKIT_WS_URL is unset: using "+devWSURL+" (development only)")
+	}
+}
+
+func (c *Config) validate() []string {
+	var p []string
+	check := func(ok bool, variable, rule string) {
+		if !ok {
+			p = append(p, variable+": "+rule)
+		}
+	}
+	check(c.Port >= 1 && c.Port <= 65535, "PORT", "must be from 1 to 65535")
+	check(c.Host == "" || net.ParseIP(c.Host) != nil, "HOST", "must be empty (every interface) or an IP address")
+	check(c.AppEnv == Development || c.AppEnv == Production || c.AppEnv == Test,
+		envVarName(c), "must be development, production or test")
+
+	check(c.APIKey != "", "LIVEKIT_API_KEY", "is required outside development")
+	check(c.APISecret != "", "LIVEKIT_API_SECRET", "is required outside development (and with LIVEKIT_API_KEY in development)")
+	if c.AppEnv == Production && c.APISecret != "" {
+		check(len(c.APISecret.Reveal()) >= minProductionSecretLen, "LIVEKIT_API_SECRET",
+			"must be at least "+strconv.Itoa(minProductionSecretLen)+" characters in production")
+	}
+	check(c.WSURL != "", "LIVEKIT_WS_URL", "is required outside development")
+	if c.WSURL != "" {
+		check(validWSURL(c.WSURL), "LIVEKIT_WS_URL", "must be a ws://, wss://, http:// or https:// URL with a host")
+	}
+
+	check(c.MaxTTLSeconds >= 1, "MAX_TOKEN_TTL_SECONDS", "must be at least 1")
+	check(c.DefaultTTLSeconds >= 1 && c.DefaultTTLSeconds <= max(c.MaxTTLSeconds, 1), "DEFAULT_TOKEN_TTL_SECONDS",
+		"must be from 1 to MAX_TOKEN_TTL_SECONDS")
+	check(c.RateLimitWindowMS >= 1, "RATE_LIMIT_WINDOW_MS", "must be at least 1")
+	check(c.RateLimitMaxRequests >= 0, "RATE_LIMIT_MAX_REQUESTS", "must be 0 (off) or more")
+
+	if _, err := parseOrigins(c.CORSOrigins); err != nil {
+		p = append(p, "CORS_ORIGINS: "+err.Error())
+	}
+	check(validLogLevel(c.LogLevel), "LOG_LEVEL", "must be trace, debug, info, warn, error, fatal, panic or disabled")
+	if _, err := parseCIDRs(c.TrustedProxies); err != nil {
+		p = append(p, "TRUSTED_PROXIES: "+err.Error())
+	}
+	check(c.ShutdownDelaySeconds >= 0, "SHUTDOWN_DELAY_SECONDS", "must be 0 or more")
+	check(c.ShutdownTimeoutSeconds >= 1, "SHUTDOWN_TIMEOUT_SECONDS", "must be at least 1")
+	return p
+}
+
+// envVarName names whichever variable the environment name came from.
+func envVarName(c *Config) string {
+	if c.AppEnv == c.NodeEnv && c.AppEnv != "" {
+		return "NODE_ENV"
+	}
+	return "APP_ENV"
+}
+
+func validWSURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	switch u.Scheme {
+	case "ws", "wss", "http", "https":
+		return true
+	}
+	return false
+}
+
+func validLogLevel(level string) bool {
+	switch level {
+	case "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled":
+		return true
+	}
+	return false
+}
+
+// parseOrigins accepts "*" or a list of http(s) origins; go-chi/cors also allows one "*" wildcard
+// inside an origin (https://*.example.com), which is kept.
+func parseOrigins(raw string) ([]string, error) {
+	if strings.TrimSpace(raw) == "*" {
+		return []string{"*"}, nil
+	}
+	var origins []string
+	for _, o := range splitList(raw) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, errors.New(`must be "*" or a comma-separated list of origins such as https://app.example.com (scheme and host, no path)`)
+		}
+		origins = append(origins, o)
+	}
+	if len(origins) == 0 {
+		return nil, errors.New(`must be "*" or a comma-separated list of origins`)
+	}
+	return origins, nil
+}
+
+func parseCIDRs(raw string) ([]string, error) {
+	var cidrs []string
+	for _, c := range splitList(raw) {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return nil, errors.New("must be a comma-separated list of CIDRs such as 10.0.0.0/8")
+		}
+		cidrs = append(cidrs, c)
+	}
+	return cidrs, nil
+}
+
+func splitList(raw string) []string {
+	var out []string
+	for item := range strings.SplitSeq(raw, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// Production reports whether the service runs with production rules (JSON logs, strict secrets).
+func (c Config) Production() bool { return c.AppEnv == Production }
+
+// ListenAddr is the address the HTTP server binds.
+func (c Config) ListenAddr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// DefaultTTL is the lifetime of a token whose request names none.
+func (c Config) DefaultTTL() time.Duration { return time.Duration(c.DefaultTTLSeconds) * time.Second }
+
+// MaxTTL is the longest lifetime a request may ask for.
+func (c Config) MaxTTL() time.Duration { return time.Duration(c.MaxTTLSeconds) * time.Second }
+
+// RateLimitWindow is the window over which RateLimitMaxRequests are counted.
+func (c Config) RateLimitWindow() time.Duration {
+	return time.Duration(c.RateLimitWindowMS) * time.Millisecond
+}
+
+// AllowedOrigins is CORS_ORIGINS as a list; ["*"] allows every origin.
+func (c Config) AllowedOrigins() []string {
+	origins, _ := parseOrigins(c.CORSOrigins) // validated by Load
+	return origins
+}
+
+// TrustedProxyCIDRs is TRUSTED_PROXIES as a list; empty means the TCP peer is the client.
+func (c Config) TrustedProxyCIDRs() []string {
+	cidrs, _ := parseCIDRs(c.TrustedProxies) // validated by Load
+	return cidrs
+}
+
+// ShutdownDelay is how long /ready reports 503 before the server stops accepting connections.
+func (c Config) ShutdownDelay() time.Duration {
+	return time.Duration(c.ShutdownDelaySeconds) * time.Second
+}
+
+// ShutdownTimeout is the grace period for in-flight requests once the server stops accepting.
+func (c Config) ShutdownTimeout() time.Duration {
+	return time.Duration(c.ShutdownTimeoutSeconds) * time.Second
+}

@@ -1,0 +1,130 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/token-service/token-service/config"
+)
+
+const longSecret = "0123456789abcdef0123456789abcdef-long"
+
+func TestDevelopmentDefaults(t *testing.T) {
+	cfg, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AppEnv != config.Development || cfg.Port != 3001 || cfg.APIKey != "devkey" || cfg.APISecret.Reveal() != "secret" ||
+		cfg.WSURL != "ws://localhost:7880" || cfg.LogLevel != "debug" || cfg.DefaultTTL() != time.Hour ||
+		cfg.MaxTTL() != 24*time.Hour || cfg.RateLimitWindow() != time.Minute || cfg.RateLimitMaxRequests != 100 ||
+		cfg.ShutdownDelay() != 0 || cfg.ShutdownTimeout() != 15*time.Second || cfg.ListenAddr() != ":3001" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+	if fmt.Sprint(cfg.AllowedOrigins()) != "[*]" || len(cfg.TrustedProxyCIDRs()) != 0 {
+		t.Errorf("origins %v proxies %v", cfg.AllowedOrigins(), cfg.TrustedProxyCIDRs())
+	}
+	if len(cfg.Warnings) != 2 {
+		t.Errorf("warnings = %q, want one for the credentials and one for the URL", cfg.Warnings)
+	}
+}
+
+func TestProductionNeedsEverything(t *testing.T) {
+	_, err := config.Load([]string{"APP_ENV=production"})
+	if !errors.Is(err, config.ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, v := range []string{"LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_WS_URL"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("error does not name %s: %v", v, err)
+		}
+	}
+}
+
+func TestNodeEnvIsReadWhenAppEnvIsUnset(t *testing.T) {
+	prod := []string{"LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + longSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}
+	cfg, err := config.Load(append(prod, "NODE_ENV=production"))
+	if err != nil || !cfg.Production() || cfg.LogLevel != "info" || len(cfg.Warnings) != 0 {
+		t.Fatalf("cfg = %+v, err = %v", cfg, err)
+	}
+	cfg, err = config.Load(append(prod, "NODE_ENV=production", "APP_ENV=test"))
+	if err != nil || cfg.AppEnv != config.Test {
+		t.Fatalf("APP_ENV must win over NODE_ENV: %+v, %v", cfg, err)
+	}
+	if _, err := config.Load([]string{"NODE_ENV=staging"}); err == nil || !strings.Contains(err.Error(), "NODE_ENV") {
+		t.Errorf("unknown NODE_ENV: %v", err)
+	}
+}
+
+// Every problem is reported at once, one per line, naming the variable and never the value.
+func TestEveryProblemAtOnceWithoutValues(t *testing.T) {
+	shortSecret := "short-secret-value"
+	_, err := config.Load([]string{
+		"APP_ENV=production", "PORT=70000", "LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + shortSecret,
+		"LIVEKIT_WS_URL=ftp://lk", "DEFAULT_TOKEN_TTL_SECONDS=100000", "MAX_TOKEN_TTL_SECONDS=86400",
+		"RATE_LIMIT_WINDOW_MS=0", "RATE_LIMIT_MAX_REQUESTS=-1", "CORS_ORIGINS=https://ok.example.com,not-an-origin",
+		"LOG_LEVEL=loud", "TRUSTED_PROXIES=10.0.0.0/8,nope", "SHUTDOWN_DELAY_SECONDS=-1", "SHUTDOWN_TIMEOUT_SECONDS=0",
+		"HOST=example.com",
+	})
+	if !errors.Is(err, config.ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	want := []string{"PORT", "LIVEKIT_API_SECRET", "LIVEKIT_WS_URL", "DEFAULT_TOKEN_TTL_SECONDS", "RATE_LIMIT_WINDOW_MS",
+		"RATE_LIMIT_MAX_REQUESTS", "CORS_ORIGINS", "LOG_LEVEL", "TRUSTED_PROXIES", "SHUTDOWN_DELAY_SECONDS",
+		"SHUTDOWN_TIMEOUT_SECONDS", "HOST"}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want)+1 {
+		t.Errorf("want a heading and %d problem lines, got:\n%v", len(want), err)
+	}
+	for _, v := range want {
+		if !strings.Contains(err.Error(), "  "+v+": ") {
+			t.Errorf("no line for %s in:\n%v", v, err)
+		}
+	}
+	if strings.Contains(err.Error(), shortSecret) {
+		t.Errorf("the secret leaked into the error:\n%v", err)
+	}
+}
+
+func TestUnparsableNumbersNameTheVariable(t *testing.T) {
+	_, err := config.Load([]string{"PORT=abc", "MAX_TOKEN_TTL_SECONDS=1.5"})
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "PORT: must be a whole number") ||
+		!strings.Contains(err.Error(), "MAX_TOKEN_TTL_SECONDS: must be a whole number") || strings.Contains(err.Error(), "abc") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestHalfTheDevPairIsRefused(t *testing.T) {
+	_, err := config.Load([]string{"LIVEKIT_API_KEY=mykey"})
+	if err == nil || !strings.Contains(err.Error(), "LIVEKIT_API_SECRET") {
+		t.Errorf("a key without a secret must be refused even in development: %v", err)
+	}
+}
+
+func TestListsAreParsed(t *testing.T) {
+	cfg, err := config.Load([]string{"CORS_ORIGINS= https://a.example.com , http://localhost:5173 ", "TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.1/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cfg.AllowedOrigins()) != "[https://a.example.com http://localhost:5173]" ||
+		fmt.Sprint(cfg.TrustedProxyCIDRs()) != "[10.0.0.0/8 192.168.1.1/32]" {
+		t.Errorf("origins %v proxies %v", cfg.AllowedOrigins(), cfg.TrustedProxyCIDRs())
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	cfg, err := config.Load([]string{"LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + longSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(format, cfg); strings.Contains(out, longSecret) {
+			t.Errorf("%s prints the secret: %s", format, out)
+		}
+	}
+	if b, _ := cfg.APISecret.MarshalJSON(); strings.Contains(string(b), longSecret) {
+		t.Errorf("JSON prints the secret: %s", b)
+	}
+}

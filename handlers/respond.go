@@ -1,0 +1,141 @@
+package handlers
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/rs/zerolog"
+
+	"github.com/token-service/token-service/token"
+)
+
+// MaxBodyBytes caps every request body (the contract's 256 KiB).
+const MaxBodyBytes = 256 << 10
+
+// maxEchoedFieldLen keeps a reply from echoing a huge unknown member name back to the caller.
+const maxEchoedFieldLen = 64
+
+// apiError is a reply that is not a token: a status, a stable code for programs, a sentence for
+// people and, when one field is at fault, its name.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"error"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitzero"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+var (
+	errNotFound         = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+	errMethodNotAllowed = &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this endpoint"}
+	errRateLimited      = &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many requests: retry after the number of seconds in Retry-After"}
+	errInternal         = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	errTooLarge         = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: "request body must be at most 256 KiB"}
+	errMediaType        = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "request body must be JSON (Content-Type: application/json)"}
+)
+
+func badRequest(code, message, field string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Message: message, Field: field}
+}
+
+// decode reads one JSON object of type T from the request. Every way a body can be wrong comes
+// back as an *apiError naming the field where there is one: unknown and duplicate members are
+// refused so that a typo such as "canpublish" is never silently ignored.
+func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
+	var v T
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return v, errMediaType
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	err := json.UnmarshalRead(body, &v, json.RejectUnknownMembers(true))
+	if err != nil {
+		return v, decodeError(err)
+	}
+	return v, nil
+}
+
+func isJSON(contentType string) bool {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"))
+}
+
+func decodeError(err error) *apiError {
+	var tooLarge *http.MaxBytesError
+	var semantic *json.SemanticError
+	var syntactic *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &tooLarge):
+		return errTooLarge
+	case errors.Is(err, json.ErrUnknownName) && errors.As(err, &semantic):
+		field := fieldName(semantic.JSONPointer)
+		return badRequest("invalid_request", "unknown field "+field, field)
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syntactic):
+		field := fieldName(syntactic.JSONPointer)
+		return badRequest("invalid_request", "field "+field+" appears more than once", field)
+	case errors.As(err, &semantic) && semantic.JSONPointer == "":
+		return badRequest("invalid_request", "request body must be a JSON object", "")
+	case errors.As(err, &semantic):
+		field := fieldName(semantic.JSONPointer)
+		return badRequest("invalid_request", field+" must be "+describe(semantic.GoType), field)
+	case errors.As(err, &syntactic):
+		return badRequest("invalid_json", "request body is not valid JSON: "+syntactic.Err.Error(), fieldName(syntactic.JSONPointer))
+	default: // the body could not be read at all (the client went away mid-body)
+		return badRequest("invalid_json", "request body could not be read", "")
+	}
+}
+
+// fieldName turns a JSON Pointer such as /grants/canPublish into the dotted name the replies use.
+func fieldName(p jsontext.Pointer) string {
+	name := strings.Join(slices.Collect(p.Tokens()), ".")
+	if len(name) > maxEchoedFieldLen {
+		name = strings.ToValidUTF8(name[:maxEchoedFieldLen], "") + "…"
+	}
+	return name
+}
+
+func describe(t reflect.Type) string {
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "of another type"
+}
+
+// encode writes v as the JSON reply with the given status.
+func encode(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.MarshalWrite(w, v) // the status is sent; a failed write means the client has gone
+}
+
+// writeError is the one place an error becomes a reply: client mistakes keep their status and
+// message; anything else is our fault, logged in full and answered with no detail.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var reply *apiError
+	var invalid *token.Invalid
+	switch {
+	case errors.As(err, &reply):
+	case errors.As(err, &invalid):
+		reply = badRequest("invalid_request", invalid.Error(), invalid.Field)
+	default:
+		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
+		reply = errInternal
+	}
+	encode(w, reply.Status, reply)
+}

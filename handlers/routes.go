@@ -1,0 +1,100 @@
+// Package handlers is token-service's HTTP surface: the router with its middleware, one handler
+// per endpoint, and the one JSON error shape.
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/cors"
+	"github.com/go-chi/httprate"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/middleware"
+	"github.com/token-service/token-service/token"
+)
+
+// NewRouter returns the whole HTTP API: middleware in order, then every route of the contract.
+func NewRouter(cfg config.Config, issuer *token.Issuer, readiness *Readiness, log zerolog.Logger) http.Handler {
+	r := chi.NewRouter()
+	// Outermost first: every reply, even a 404, 429 or recovered panic, carries the request id
+	// and nosniff, and is logged once.
+	r.Use(middleware.NoSniff)
+	r.Use(hlog.NewHandler(log))
+	r.Use(clientIP(cfg.TrustedProxyCIDRs())...)
+	r.Use(middleware.RequestID)
+	r.Use(middleware.AccessLog)
+	r.Use(middleware.Recover(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errInternal) }))
+	r.Use(corsHandler(cfg.AllowedOrigins()))
+
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
+	r.MethodNotAllowed(handleMethodNotAllowed(r))
+
+	r.Get("/health", handleHealth())
+	r.Get("/ready", handleReady(readiness))
+	r.Group(func(r chi.Router) {
+		r.Use(rateLimit(cfg))
+		r.Use(middleware.NoStore)
+		r.Post("/token", handleJoin(issuer))
+		r.Post("/token/agent", handleAgent(issuer))
+		r.Post("/token/verify", handleVerify(issuer))
+	})
+	return r
+}
+
+// clientIP decides who the client is: the TCP peer, or, only when the peer is a trusted proxy,
+// the address it forwards (X-Forwarded-For first, else X-Real-IP). Each step overrides the one
+// before only when it finds a trustworthy address.
+func clientIP(trusted []string) []func(http.Handler) http.Handler {
+	steps := []func(http.Handler) http.Handler{chimw.ClientIPFromRemoteAddr}
+	if len(trusted) > 0 {
+		steps = append(steps,
+			chimw.ClientIPFromHeader("X-Real-IP", trusted...),
+			chimw.ClientIPFromXFF(trusted...))
+	}
+	return steps
+}
+
+func corsHandler(origins []string) func(http.Handler) http.Handler {
+	return cors.Handler(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders: []string{"Content-Type", "Authorization", middleware.RequestIDHeader},
+		// So that a browser app can read the request id and back off when rate limited.
+		ExposedHeaders:   []string{middleware.RequestIDHeader, "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"},
+		AllowCredentials: false,
+		MaxAge:           600,
+	})
+}
+
+// rateLimit limits the token routes per client IP (never health or readiness, which load
+// balancers poll). RATE_LIMIT_MAX_REQUESTS=0 turns it off.
+func rateLimit(cfg config.Config) func(http.Handler) http.Handler {
+	if cfg.RateLimitMaxRequests == 0 {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return httprate.LimitBy(cfg.RateLimitMaxRequests, cfg.RateLimitWindow(),
+		func(r *http.Request) (string, error) { return chimw.GetClientIP(r.Context()), nil },
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errRateLimited) }),
+		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, err) }),
+	)
+}
+
+// handleMethodNotAllowed answers 405 with the Allow header that chi only sets on its own
+// plain-text 405, found by asking the router which methods match the path.
+func handleMethodNotAllowed(router chi.Routes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			if router.Match(chi.NewRouteContext(), method, r.URL.Path) {
+				allowed = append(allowed, method)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, r, errMethodNotAllowed)
+	}
+}

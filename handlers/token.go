@@ -1,0 +1,57 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/token-service/token-service/token"
+)
+
+// handleJoin issues a room-join token for an end user (the browser app).
+func handleJoin(issuer *token.Issuer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[token.JoinRequest](w, r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		issued, err := issuer.Join(req)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		encode(w, http.StatusOK, issued)
+	}
+}
+
+// handleAgent issues a token for a server-side participant such as the Media Bridge.
+func handleAgent(issuer *token.Issuer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[token.AgentRequest](w, r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		issued, err := issuer.Agent(req)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		encode(w, http.StatusOK, issued)
+	}
+}
+
+// handleVerify says whether a token is one LiveKit would accept, and what it grants.
+func handleVerify(issuer *token.Issuer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[token.VerifyRequest](w, r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if req.Token == "" {
+			writeError(w, r, badRequest("invalid_request", "token is required", "token"))
+			return
+		}
+		encode(w, http.StatusOK, issuer.Verify(req.Token))
+	}
+}

@@ -1,0 +1,49 @@
+// Package token is token-service's domain: the request and response types of the contract, the
+// rules a request must follow, and turning a valid request into a LiveKit access token (built and
+// verified by livekit/protocol, never by hand). It knows nothing of HTTP, the environment or logs.
+package token
+
+// Grants are the participant permissions a caller may ask for on POST /token. A nil field was not
+// sent and takes its default; every one of them is still written into the token explicitly.
+type Grants struct {
+	CanPublish           *bool `json:"canPublish"`
+	CanSubscribe         *bool `json:"canSubscribe"`
+	CanPublishData       *bool `json:"canPublishData"`
+	CanUpdateOwnMetadata *bool `json:"canUpdateOwnMetadata"`
+	Hidden               *bool `json:"hidden"`
+	Agent                *bool `json:"agent"`
+}
+
+// JoinRequest is the body of POST /token: a participant joining one room.
+type JoinRequest struct {
+	Room       string `json:"room"`
+	Identity   string `json:"identity"`
+	TTLSeconds *int64 `json:"ttl_seconds"`
+	Name       string `json:"name"`
+	Metadata   string `json:"metadata"`
+	Grants     Grants `json:"grants"`
+}
+
+// AgentRequest is the body of POST /token/agent: a server-side participant such as the Media
+// Bridge, whose identity is derived from AgentID.
+type AgentRequest struct {
+	Room       string `json:"room"`
+	AgentID    string `json:"agent_id"`
+	TTLSeconds *int64 `json:"ttl_seconds"`
+	Name       string `json:"name"`
+	Metadata   string `json:"metadata"`
+}
+
+// VerifyRequest is the body of POST /token/verify.
+type VerifyRequest struct {
+	Token string `json:"token"`
+}
+
+// Issued is the reply to every token request.
+type Issued struct {
+	Token     string `json:"token"`
+	WSURL     string `json:"wsUrl"`
+	ExpiresAt int64  `json:"expiresAt"` // the token's exp, Unix seconds
+	Identity  string `json:"identity"`
+	Room      string `json:"room"`
+}
