@@ -85,7 +85,7 @@ func decodeError(err error) *apiError {
 		field := fieldName(semantic.JSONPointer)
 		return badRequest("invalid_request", field+" must be "+describe(semantic.GoType), field)
 	case errors.As(err, &syntactic):
-		return badRequest("invalid_json", "request body is not valid JSON: "+syntactic.Err.Error(), fieldName(syntactic.JSONPointer))
+		return badRequest("invalid_json", "request body is not valid JSON: "+syntactic.Err.Error(), "")
 	default: // the body could not be read at all (the client went away mid-body)
 		return badRequest("invalid_json", "request body could not be read", "")
 	}

@@ -10,9 +10,9 @@ import (
 
 // Limits of the contract.
 const (
-	MaxNameBytes     = 256       // room, identity, name
-	MaxMetadataBytes = 64 << 10  // LiveKit's own metadata limit
-	maxAgentIDLen    = 64        // agent_id
+	MaxNameBytes     = 256      // room, identity, name
+	MaxMetadataBytes = 64 << 10 // LiveKit's own metadata limit
+	maxAgentIDLen    = 64       // agent_id
 	AgentPrefix      = "agent-" // identities in this namespace belong to /token/agent only
 )
 

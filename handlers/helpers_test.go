@@ -1,0 +1,130 @@
+package handlers_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/logging"
+	"github.com/token-service/token-service/token"
+)
+
+const (
+	testKey    = "APIhandlerkey"
+	testSecret = "handler-test-secret-0123456789abcdef"
+	testWSURL  = "wss://lk.example.com"
+)
+
+// syncBuffer is a log sink that the server's goroutines and the test can share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testServer struct {
+	*httptest.Server
+	log       *syncBuffer
+	readiness *handlers.Readiness
+}
+
+// newServer starts the real router, configured through the real config loader, on 127.0.0.1.
+// env adds to or overrides a test configuration.
+func newServer(t *testing.T, env ...string) *testServer {
+	t.Helper()
+	environ := append([]string{"APP_ENV=test", "LIVEKIT_API_KEY=" + testKey, "LIVEKIT_API_SECRET=" + testSecret,
+		"LIVEKIT_WS_URL=" + testWSURL, "LOG_LEVEL=debug"}, env...)
+	cfg, err := config.Load(environ)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logs := &syncBuffer{}
+	readiness := &handlers.Readiness{}
+	issuer := token.NewIssuer(cfg.APIKey, cfg.APISecret.Reveal(), cfg.WSURL, cfg.DefaultTTL(), cfg.MaxTTL())
+	srv := httptest.NewServer(handlers.NewRouter(cfg, issuer, readiness, logging.New(logs, zerolog.DebugLevel, false)))
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, log: logs, readiness: readiness}
+}
+
+type reply struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+// do sends one request; headers are "Name: value" strings. A body is sent as JSON unless a
+// Content-Type header says otherwise.
+func (s *testServer) do(t *testing.T, method, path, body string, headers ...string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ": ")
+		if name == "Host" {
+			req.Host = value
+			continue
+		}
+		req.Header.Set(name, value)
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			t.Fatalf("%s %s: reply is not a JSON object: %q", method, path, raw)
+		}
+	}
+	return r
+}
+
+func (s *testServer) post(t *testing.T, path, body string, headers ...string) reply {
+	t.Helper()
+	return s.do(t, http.MethodPost, path, body, headers...)
+}
+
+// wantError checks the one error shape: status, code and, when given, the field.
+func (r reply) wantError(t *testing.T, status int, code, field string) {
+	t.Helper()
+	if r.status != status || r.body["error"] != code || r.body["message"] == nil || r.body["message"] == "" {
+		t.Fatalf("got %d %s, want %d with error %q", r.status, r.raw, status, code)
+	}
+	if got, _ := r.body["field"].(string); got != field {
+		t.Fatalf("field = %q, want %q (reply %s)", got, field, r.raw)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type = %q", ct)
+	}
+}

@@ -1,0 +1,37 @@
+package logging_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/token-service/token-service/logging"
+)
+
+const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
+
+func TestRedactsSensitiveKeysAndJWTs(t *testing.T) {
+	for _, console := range []bool{false, true} {
+		var out bytes.Buffer
+		log := logging.New(&out, zerolog.TraceLevel, console)
+		log.Info().Str("token", "opaque-value-1").Msg("a")
+		log.Info().Str("livekit_api_secret", "opaque-value-2").Msg("b")
+		log.Info().Str("Authorization", `Bearer opaque-value-3 with \"quotes\"`).Msg("c")
+		log.Info().Str("access_token", "opaque-value-4").Msg("d")
+		log.Error().Err(errors.New("cannot parse " + jwt + " at all")).Msg("e")
+		log.Debug().Msg("header only: " + strings.Split(jwt, ".")[0])
+		log.Info().Str("room", "kept").Int("status", 200).Msg("kept line")
+		got := out.String()
+		for _, leak := range []string{"opaque-value", jwt, "c2lnbmF0dXJl", "eyJzdWIiOiJhIn0", "eyJhbGciOiJIUzI1NiJ9"} {
+			if strings.Contains(got, leak) {
+				t.Errorf("console=%v: %q leaked:\n%s", console, leak, got)
+			}
+		}
+		if strings.Count(got, "[redacted]") < 6 || !strings.Contains(got, "kept") {
+			t.Errorf("console=%v: unexpected output:\n%s", console, got)
+		}
+	}
+}

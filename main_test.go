@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/token-service/token-service/config"
+)
+
+// TestMain lets a test run the real main in a child process, to see its exit status.
+func TestMain(m *testing.M) {
+	if os.Getenv("TOKEN_SERVICE_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const testSecret = "main-test-secret-0123456789abcdef-xyz"
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startRun runs the service as main would, on 127.0.0.1, and waits for /health.
+func startRun(t *testing.T, env ...string) (base string, cancel context.CancelFunc, done <-chan error, logs *lockedBuffer) {
+	t.Helper()
+	port := freePort(t)
+	environ := append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
+		"LIVEKIT_API_KEY=mainkey", "LIVEKIT_API_SECRET=" + testSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}, env...)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	logs = &lockedBuffer{}
+	go func() { errc <- run(ctx, environ, logs) }()
+	base = "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("service did not answer /health within 5 s: %v\n%s", err, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Cleanup(cancel)
+	return base, cancel, errc, logs
+}
+
+func status(t *testing.T, method, url, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func TestRunDrainsThenStops(t *testing.T) {
+	base, cancel, done, logs := startRun(t, "SHUTDOWN_DELAY_SECONDS=1")
+	if got := status(t, "POST", base+"/token", `{"room":"r","identity":"a"}`); got != 200 {
+		t.Fatalf("POST /token = %d", got)
+	}
+	cancel() // as SIGTERM does
+	time.Sleep(100 * time.Millisecond)
+	// During the delay /ready says 503 at once, but requests are still served.
+	if got := status(t, "GET", base+"/ready", ""); got != 503 {
+		t.Errorf("/ready during the delay = %d, want 503", got)
+	}
+	if got := status(t, "POST", base+"/token", `{"room":"r","identity":"a"}`); got != 200 {
+		t.Errorf("POST /token during the delay = %d, want 200", got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return within 5 s of the delay")
+	}
+	if _, err := http.Get(base + "/health"); err == nil {
+		t.Error("still accepting connections after shutdown")
+	}
+	if out := logs.String(); !strings.Contains(out, `"stopped"`) || !strings.HasPrefix(out, "{") {
+		t.Errorf("production logs must be JSON and end with stopped:\n%s", out)
+	}
+}
+
+// A request in flight when shutdown begins is finished, not cut off.
+func TestRunFinishesInFlightRequests(t *testing.T) {
+	base, cancel, done, _ := startRun(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"room":"r","identity":"slow"}`
+	fmt.Fprintf(conn, "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:5])
+	time.Sleep(100 * time.Millisecond) // the server is now reading this request's body
+	cancel()
+	time.Sleep(200 * time.Millisecond)
+	fmt.Fprint(conn, body[5:])
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request lost: %v", err)
+	}
+	if resp.StatusCode != 200 {
+		t.Errorf("in-flight request = %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return")
+	}
+}
+
+func TestRunRefusesBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	err = run(context.Background(), []string{"HOST=127.0.0.1", "PORT=" + port}, io.Discard)
+	if err == nil || errors.Is(err, config.ErrInvalid) {
+		t.Errorf("err = %v, want a listen error", err)
+	}
+}
+
+// Bad configuration: exit status 2, one line per problem naming the variable, no secret.
+func TestMainExitsTwoOnBadConfig(t *testing.T) {
+	shortSecret := "too-short-secret"
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{"TOKEN_SERVICE_TEST_MAIN=1", "APP_ENV=production", "LIVEKIT_API_SECRET=" + shortSecret, "PORT=0"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want status 2; stderr:\n%s", err, stderr.String())
+	}
+	out := stderr.String()
+	for _, v := range []string{"PORT:", "LIVEKIT_API_KEY:", "LIVEKIT_API_SECRET:", "LIVEKIT_WS_URL:"} {
+		if !strings.Contains(out, v) {
+			t.Errorf("stderr does not name %s:\n%s", v, out)
+		}
+	}
+	if strings.Contains(out, shortSecret) {
+		t.Errorf("stderr shows the secret:\n%s", out)
+	}
+}
