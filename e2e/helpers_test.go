@@ -1,0 +1,176 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+)
+
+// service is a running token-service binary.
+type service struct {
+	URL string
+}
+
+// startService runs the real binary in production mode against the shared LiveKit server, with
+// env added to or overriding that configuration, and stops it with SIGTERM when the test ends.
+func startService(t *testing.T, env ...string) *service {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(serviceBin)
+	cmd.Env = append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
+		"LIVEKIT_API_KEY=" + lkKey, "LIVEKIT_API_SECRET=" + lkSecret, "LIVEKIT_WS_URL=" + lk.URL}, env...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start token-service: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("token-service did not exit cleanly on SIGTERM: %v\n%s", err, logs.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("token-service still running 10 s after SIGTERM")
+		}
+	})
+	s := &service{URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token-service not ready within 5 s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// post sends a JSON body and decodes the JSON reply; headers are "Name: value" strings.
+func (s *service) post(t *testing.T, path string, body any, headers ...string) (int, http.Header, map[string]any) {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ": ")
+		req.Header.Set(name, value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(reply, &out); err != nil {
+		t.Fatalf("POST %s: reply is not JSON: %q", path, reply)
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+// issue asks the service for a token and fails the test unless it gets one.
+func (s *service) issue(t *testing.T, path string, body any) string {
+	t.Helper()
+	status, _, reply := s.post(t, path, body)
+	if status != http.StatusOK {
+		t.Fatalf("POST %s = %d %v", path, status, reply)
+	}
+	return reply["token"].(string)
+}
+
+// verify asks the service's /token/verify about a token.
+func (s *service) verify(t *testing.T, token string) (valid bool, reason string) {
+	t.Helper()
+	status, _, reply := s.post(t, "/token/verify", map[string]string{"token": token})
+	if status != http.StatusOK {
+		t.Fatalf("/token/verify = %d %v", status, reply)
+	}
+	reason, _ = reply["reason"].(string)
+	return reply["valid"] == true, reason
+}
+
+// join connects a real client to the shared server with token, and disconnects at the end.
+func join(t *testing.T, token string) *lksdk.Room {
+	t.Helper()
+	return joinAt(t, lk.URL, token)
+}
+
+func joinAt(t *testing.T, url, token string) *lksdk.Room {
+	t.Helper()
+	start := time.Now()
+	room, err := lksdk.ConnectToRoomWithToken(url, token, lksdk.NewRoomCallback(), lksdk.WithAutoSubscribe(false))
+	if err != nil {
+		t.Fatalf("join at %s: %v", url, err)
+	}
+	t.Logf("joined room %q as %q in %s", room.Name(), room.LocalParticipant.Identity(), time.Since(start).Round(time.Millisecond))
+	t.Cleanup(room.Disconnect)
+	return room
+}
+
+func roomService() *lksdk.RoomServiceClient {
+	return lksdk.NewRoomServiceClient(lk.HTTPURL, lkKey, lkSecret)
+}
+
+// participant asks the server's RoomService for one participant, waiting until cond holds (a
+// join or an update reaches RoomService a moment after the client sees it).
+func participant(t *testing.T, room, identity string, cond func(*livekit.ParticipantInfo) bool) *livekit.ParticipantInfo {
+	t.Helper()
+	var last *livekit.ParticipantInfo
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		res, err := roomService().ListParticipants(ctx, &livekit.ListParticipantsRequest{Room: room})
+		cancel()
+		if err == nil {
+			for _, p := range res.Participants {
+				if p.Identity == identity {
+					last = p
+					if cond == nil || cond(p) {
+						return p
+					}
+				}
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("room %q: participant %q not as expected within 5 s; last seen: %v", room, identity, last)
+	return nil
+}
+
+// uniqueRoom keeps tests that share the server out of each other's rooms.
+func uniqueRoom(t *testing.T) string {
+	return fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), time.Now().UnixNano())
+}
