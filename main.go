@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,7 +24,13 @@ import (
 	"github.com/token-service/token-service/token"
 )
 
+// version is stamped at build time: -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
 func main() {
+	if len(os.Args) > 1 {
+		os.Exit(subcommand(os.Args[1], os.Environ()))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Environ(), os.Stdout); err != nil {
@@ -88,5 +96,46 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		return fmt.Errorf("drain in-flight requests: %w", err)
 	}
 	log.Info().Msg("stopped")
+	return nil
+}
+
+// subcommand runs what the container image needs without a shell or curl, and returns the exit
+// status: "version", and "healthcheck", which succeeds only when /health answers 200.
+func subcommand(name string, environ []string) int {
+	switch name {
+	case "version":
+		fmt.Printf("token-service %s (%s)\n", version, runtime.Version())
+		return 0
+	case "healthcheck":
+		if err := healthcheck(environ); err != nil {
+			fmt.Fprintln(os.Stderr, "unhealthy:", err)
+			return 1
+		}
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "usage: token-service [version|healthcheck]\n")
+		return 2
+	}
+}
+
+func healthcheck(environ []string) error {
+	host, port := "127.0.0.1", "3001" // the service listens on every interface unless HOST says otherwise
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "PORT="); ok && v != "" {
+			port = v
+		}
+		if v, ok := strings.CutPrefix(kv, "HOST="); ok && v != "" {
+			host = v
+		}
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/health")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/health answered %d", resp.StatusCode)
+	}
 	return nil
 }

@@ -199,3 +199,28 @@ func TestMainExitsTwoOnBadConfig(t *testing.T) {
 		t.Errorf("stderr shows the secret:\n%s", out)
 	}
 }
+
+func TestHealthcheckSubcommand(t *testing.T) {
+	base, _, _, _ := startRun(t)
+	port := base[strings.LastIndex(base, ":")+1:]
+	if got := subcommand("healthcheck", []string{"HOST=127.0.0.1", "PORT=" + port}); got != 0 {
+		t.Errorf("healthcheck against a running service = %d, want 0", got)
+	}
+	if got := subcommand("healthcheck", []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(freePort(t))}); got != 1 {
+		t.Errorf("healthcheck with nothing listening = %d, want 1", got)
+	}
+	if got := subcommand("bogus", nil); got != 2 {
+		t.Errorf("unknown subcommand = %d, want 2", got)
+	}
+}
+
+func TestVersionSubcommand(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{"TOKEN_SERVICE_TEST_MAIN=1"}
+	// main reads os.Args, so the child gets the subcommand through its own argv.
+	cmd.Args = []string{os.Args[0], "version"}
+	out, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(out), "token-service dev (go1.") {
+		t.Errorf("version: %q %v", out, err)
+	}
+}
