@@ -21,7 +21,6 @@ import (
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
 	"github.com/token-service/token-service/logging"
-	"github.com/token-service/token-service/token"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
@@ -55,10 +54,12 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		log.Warn().Msg(warning)
 	}
 
-	issuer := token.NewIssuer(cfg.APIKey, cfg.APISecret.Reveal(), cfg.WSURL, cfg.DefaultTTL(), cfg.MaxTTL())
-	readiness := &handlers.Readiness{}
+	services, err := handlers.NewServices(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           handlers.NewRouter(cfg, issuer, readiness, log),
+		Handler:           handlers.NewRouter(cfg, services, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
@@ -82,7 +83,7 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 
 	// Report not-ready first and keep serving, so the load balancer stops sending new requests
 	// before the listener closes.
-	readiness.Drain()
+	services.Readiness.Drain()
 	log.Info().Dur("delay", cfg.ShutdownDelay()).Msg("shutting down: not ready")
 	select {
 	case <-time.After(cfg.ShutdownDelay()):

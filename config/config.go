@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,20 @@ type Config struct {
 
 	ShutdownDelaySeconds   int `env:"SHUTDOWN_DELAY_SECONDS" envDefault:"0"`
 	ShutdownTimeoutSeconds int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
+
+	// Backend callers present one of these as a Bearer token; several allow rotation.
+	ServiceAPIKeys Secret `env:"SERVICE_API_KEYS"`
+
+	// End-user authentication: POST /token then needs the user's JWT from the app's identity
+	// provider, verified with keys from AUTH_JWKS_URL or with AUTH_JWT_SECRET (HS256).
+	AuthJWKSURL       string `env:"AUTH_JWKS_URL"`
+	AuthJWTSecret     Secret `env:"AUTH_JWT_SECRET"`
+	AuthJWTIssuer     string `env:"AUTH_JWT_ISSUER"`
+	AuthJWTAudience   string `env:"AUTH_JWT_AUDIENCE"`
+	AuthJWTAlgorithms string `env:"AUTH_JWT_ALGORITHMS"`
+	AuthIdentityClaim string `env:"AUTH_JWT_IDENTITY_CLAIM" envDefault:"sub"`
+	AuthNameClaim     string `env:"AUTH_JWT_NAME_CLAIM" envDefault:"name"`
+	AuthRoomsClaim    string `env:"AUTH_JWT_ROOMS_CLAIM"`
 
 	// Warnings are things an operator should see at start-up that do not stop it.
 	Warnings []string `env:"-"`
@@ -119,6 +134,17 @@ func (c *Config) applyDefaults() {
 			c.LogLevel = "debug"
 		}
 	}
+	if c.AuthJWTAlgorithms == "" {
+		switch {
+		case c.AuthJWKSURL != "":
+			c.AuthJWTAlgorithms = "RS256,ES256,EdDSA"
+		case c.AuthJWTSecret != "":
+			c.AuthJWTAlgorithms = "HS256"
+		}
+	}
+	if c.AppEnv == Production && c.ServiceAPIKeys == "" {
+		c.Warnings = append(c.Warnings, "SERVICE_API_KEYS is unset: /token/agent, /token/verify and privileged grants are refused (403) in production")
+	}
 	if c.AppEnv != Development {
 		return
 	}
@@ -172,6 +198,54 @@ func (c *Config) validate() []string {
 	}
 	check(c.ShutdownDelaySeconds >= 0, "SHUTDOWN_DELAY_SECONDS", "must be 0 or more")
 	check(c.ShutdownTimeoutSeconds >= 1, "SHUTDOWN_TIMEOUT_SECONDS", "must be at least 1")
+	for _, key := range c.ServiceKeys() {
+		if len(key) < minProductionSecretLen {
+			p = append(p, "SERVICE_API_KEYS: each key must be at least "+strconv.Itoa(minProductionSecretLen)+" characters")
+			break
+		}
+	}
+	return append(p, c.validateUserAuth()...)
+}
+
+// Algorithms end-user JWTs may be signed with: HMAC with a shared secret, else public keys.
+var (
+	secretAlgorithms = []string{"HS256", "HS384", "HS512"}
+	jwksAlgorithms   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+func (c *Config) validateUserAuth() []string {
+	if !c.UserAuth() {
+		return nil
+	}
+	var p []string
+	check := func(ok bool, variable, rule string) {
+		if !ok {
+			p = append(p, variable+": "+rule)
+		}
+	}
+	check(c.AuthJWKSURL == "" || c.AuthJWTSecret == "", "AUTH_JWKS_URL", "and AUTH_JWT_SECRET cannot both be set: choose one way to verify user tokens")
+	if c.AuthJWKSURL != "" {
+		u, err := url.Parse(c.AuthJWKSURL)
+		check(err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http" && c.AppEnv != Production),
+			"AUTH_JWKS_URL", "must be an https:// URL (http:// outside production)")
+	}
+	if c.AuthJWTSecret != "" && c.AppEnv == Production {
+		check(len(c.AuthJWTSecret.Reveal()) >= minProductionSecretLen, "AUTH_JWT_SECRET",
+			"must be at least "+strconv.Itoa(minProductionSecretLen)+" characters in production")
+	}
+	check(c.AuthJWTIssuer != "", "AUTH_JWT_ISSUER", "is required with end-user authentication")
+	check(c.AuthJWTAudience != "", "AUTH_JWT_AUDIENCE", "is required with end-user authentication")
+	allowed := jwksAlgorithms
+	if c.AuthJWTSecret != "" {
+		allowed = secretAlgorithms
+	}
+	for _, alg := range c.JWTAlgorithms() {
+		if !slices.Contains(allowed, alg) {
+			p = append(p, "AUTH_JWT_ALGORITHMS: must be a list of "+strings.Join(allowed, ", ")+" for this key source")
+			break
+		}
+	}
+	check(c.AuthIdentityClaim != "", "AUTH_JWT_IDENTITY_CLAIM", "must name a claim")
 	return p
 }
 
@@ -273,6 +347,15 @@ func (c Config) TrustedProxyCIDRs() []string {
 	cidrs, _ := parseCIDRs(c.TrustedProxies) // validated by Load
 	return cidrs
 }
+
+// ServiceKeys is SERVICE_API_KEYS as a list; empty means no backend caller is recognised.
+func (c Config) ServiceKeys() []string { return splitList(c.ServiceAPIKeys.Reveal()) }
+
+// UserAuth reports whether POST /token needs an end user's JWT.
+func (c Config) UserAuth() bool { return c.AuthJWKSURL != "" || c.AuthJWTSecret != "" }
+
+// JWTAlgorithms is the fixed list of algorithms an end user's JWT may use.
+func (c Config) JWTAlgorithms() []string { return splitList(c.AuthJWTAlgorithms) }
 
 // ShutdownDelay is how long /ready reports 503 before the server stops accepting connections.
 func (c Config) ShutdownDelay() time.Duration {

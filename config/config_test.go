@@ -46,7 +46,7 @@ func TestProductionNeedsEverything(t *testing.T) {
 func TestNodeEnvIsReadWhenAppEnvIsUnset(t *testing.T) {
 	prod := []string{"LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + longSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}
 	cfg, err := config.Load(append(prod, "NODE_ENV=production"))
-	if err != nil || !cfg.Production() || cfg.LogLevel != "info" || len(cfg.Warnings) != 0 {
+	if err != nil || !cfg.Production() || cfg.LogLevel != "info" || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "SERVICE_API_KEYS") {
 		t.Fatalf("cfg = %+v, err = %v", cfg, err)
 	}
 	cfg, err = config.Load(append(prod, "NODE_ENV=production", "APP_ENV=test"))
@@ -126,5 +126,44 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	if b, _ := cfg.APISecret.MarshalJSON(); strings.Contains(string(b), longSecret) {
 		t.Errorf("JSON prints the secret: %s", b)
+	}
+}
+
+func TestServiceKeysAndUserAuth(t *testing.T) {
+	key1, key2 := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	cfg, err := config.Load([]string{"SERVICE_API_KEYS=" + key1 + " , " + key2})
+	if err != nil || fmt.Sprint(cfg.ServiceKeys()) != "["+key1+" "+key2+"]" || cfg.UserAuth() {
+		t.Fatalf("cfg %v err %v", cfg.ServiceKeys(), err)
+	}
+	if _, err := config.Load([]string{"SERVICE_API_KEYS=" + key1 + ",short"}); err == nil || strings.Contains(err.Error(), "short") {
+		t.Errorf("a short service key must be refused without being printed: %v", err)
+	}
+
+	cfg, err = config.Load([]string{"AUTH_JWKS_URL=http://127.0.0.1:9/jwks", "AUTH_JWT_ISSUER=https://idp", "AUTH_JWT_AUDIENCE=app"})
+	if err != nil || !cfg.UserAuth() || fmt.Sprint(cfg.JWTAlgorithms()) != "[RS256 ES256 EdDSA]" {
+		t.Fatalf("jwks: %v %v", cfg.JWTAlgorithms(), err)
+	}
+	cfg, err = config.Load([]string{"AUTH_JWT_SECRET=s", "AUTH_JWT_ISSUER=i", "AUTH_JWT_AUDIENCE=a"})
+	if err != nil || fmt.Sprint(cfg.JWTAlgorithms()) != "[HS256]" {
+		t.Fatalf("secret: %v %v", cfg.JWTAlgorithms(), err)
+	}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"AUTH_JWT_SECRET=s"}, "AUTH_JWT_ISSUER"},
+		{[]string{"AUTH_JWT_SECRET=s"}, "AUTH_JWT_AUDIENCE"},
+		{[]string{"AUTH_JWT_SECRET=s", "AUTH_JWKS_URL=https://idp/jwks"}, "AUTH_JWKS_URL"},
+		{[]string{"AUTH_JWT_SECRET=s", "AUTH_JWT_ALGORITHMS=RS256"}, "AUTH_JWT_ALGORITHMS"},
+		{[]string{"AUTH_JWKS_URL=https://idp/jwks", "AUTH_JWT_ALGORITHMS=HS256"}, "AUTH_JWT_ALGORITHMS"},
+		{[]string{"AUTH_JWKS_URL=https://idp/jwks", "AUTH_JWT_ALGORITHMS=none"}, "AUTH_JWT_ALGORITHMS"},
+		{[]string{"APP_ENV=test", "LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=s", "LIVEKIT_WS_URL=ws://x", "AUTH_JWKS_URL=ftp://idp"}, "AUTH_JWKS_URL"},
+		{[]string{"APP_ENV=production", "AUTH_JWKS_URL=http://idp/jwks"}, "AUTH_JWKS_URL"},
+		{[]string{"APP_ENV=production", "AUTH_JWT_SECRET=short-user-secret"}, "AUTH_JWT_SECRET"},
+	} {
+		_, err := config.Load(tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.want+":") || strings.Contains(err.Error(), "short-user-secret") {
+			t.Errorf("%v: err = %v, want a line for %s", tc.env, err, tc.want)
+		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
 	"github.com/token-service/token-service/logging"
-	"github.com/token-service/token-service/token"
 )
 
 const (
@@ -59,11 +58,14 @@ func newServer(t *testing.T, env ...string) *testServer {
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	readiness := &handlers.Readiness{}
-	issuer := token.NewIssuer(cfg.APIKey, cfg.APISecret.Reveal(), cfg.WSURL, cfg.DefaultTTL(), cfg.MaxTTL())
-	srv := httptest.NewServer(handlers.NewRouter(cfg, issuer, readiness, logging.New(logs, zerolog.DebugLevel, false)))
+	log := logging.New(logs, zerolog.DebugLevel, false)
+	services, err := handlers.NewServices(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(handlers.NewRouter(cfg, services, log))
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, log: logs, readiness: readiness}
+	return &testServer{Server: srv, log: logs, readiness: services.Readiness}
 }
 
 type reply struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
 
+	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/token"
 )
 
@@ -129,10 +130,19 @@ func encode(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var reply *apiError
 	var invalid *token.Invalid
+	var forbidden *token.Forbidden
 	switch {
 	case errors.As(err, &reply):
 	case errors.As(err, &invalid):
 		reply = badRequest("invalid_request", invalid.Error(), invalid.Field)
+	case errors.Is(err, authn.ErrBadCredentials):
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		reply = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}
+	case errors.Is(err, token.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		reply = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}
+	case errors.As(err, &forbidden):
+		reply = &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: forbidden.Reason, Field: forbidden.Field}
 	default:
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
 		reply = errInternal

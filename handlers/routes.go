@@ -15,11 +15,10 @@ import (
 
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/middleware"
-	"github.com/token-service/token-service/token"
 )
 
 // NewRouter returns the whole HTTP API: middleware in order, then every route of the contract.
-func NewRouter(cfg config.Config, issuer *token.Issuer, readiness *Readiness, log zerolog.Logger) http.Handler {
+func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 	r := chi.NewRouter()
 	// Outermost first: every reply, even a 404, 429 or recovered panic, carries the request id
 	// and nosniff, and is logged once.
@@ -35,13 +34,14 @@ func NewRouter(cfg config.Config, issuer *token.Issuer, readiness *Readiness, lo
 	r.MethodNotAllowed(handleMethodNotAllowed(r))
 
 	r.Get("/health", handleHealth())
-	r.Get("/ready", handleReady(readiness))
+	r.Get("/ready", handleReady(s.Readiness))
 	r.Group(func(r chi.Router) {
 		r.Use(rateLimit(cfg))
 		r.Use(middleware.NoStore)
-		r.Post("/token", handleJoin(issuer))
-		r.Post("/token/agent", handleAgent(issuer))
-		r.Post("/token/verify", handleVerify(issuer))
+		r.Use(identify(s.Auth))
+		r.Post("/token", handleJoin(s.Issuer))
+		r.Post("/token/agent", handleAgent(s.Issuer))
+		r.Post("/token/verify", handleVerify(s.Issuer))
 	})
 	return r
 }

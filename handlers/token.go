@@ -14,7 +14,7 @@ func handleJoin(issuer *token.Issuer) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
-		issued, err := issuer.Join(req)
+		issued, err := issuer.Join(callerOf(r), req)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -31,7 +31,7 @@ func handleAgent(issuer *token.Issuer) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
-		issued, err := issuer.Agent(req)
+		issued, err := issuer.Agent(callerOf(r), req)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -48,10 +48,11 @@ func handleVerify(issuer *token.Issuer) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
-		if req.Token == "" {
-			writeError(w, r, badRequest("invalid_request", "token is required", "token"))
+		verification, err := issuer.Verify(callerOf(r), req.Token)
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
-		encode(w, http.StatusOK, issuer.Verify(req.Token))
+		encode(w, http.StatusOK, verification)
 	}
 }

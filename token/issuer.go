@@ -11,27 +11,33 @@ import (
 	"github.com/livekit/protocol/livekit"
 )
 
-// Issuer signs LiveKit access tokens with one API key and verifies tokens signed with it.
+// Settings configure an Issuer.
+type Settings struct {
+	APIKey, APISecret string        // the LiveKit key pair tokens are signed with
+	WSURL             string        // where clients connect, returned with every token
+	DefaultTTL        time.Duration // when a request names no TTL
+	MaxTTL            time.Duration // the most a request may ask for
+	Policy            Policy
+}
+
+// Issuer signs LiveKit access tokens with one API key and verifies tokens signed with it,
+// applying its Policy to every caller.
 type Issuer struct {
-	apiKey     string
-	apiSecret  string
-	wsURL      string
-	defaultTTL time.Duration
-	maxTTL     time.Duration
+	Settings
 }
 
-// NewIssuer returns an Issuer that signs with apiKey/apiSecret and tells clients to connect to
-// wsURL. defaultTTL applies when a request names no TTL; maxTTL caps what a request may ask for.
-func NewIssuer(apiKey, apiSecret, wsURL string, defaultTTL, maxTTL time.Duration) *Issuer {
-	return &Issuer{apiKey: apiKey, apiSecret: apiSecret, wsURL: wsURL, defaultTTL: defaultTTL, maxTTL: maxTTL}
-}
+// NewIssuer returns an Issuer with the given settings.
+func NewIssuer(s Settings) *Issuer { return &Issuer{Settings: s} }
 
-// Join issues a token for an end user to join one room with the requested permissions.
-func (iss *Issuer) Join(req JoinRequest) (Issued, error) {
+// Join issues a token for a participant to join one room with the requested permissions.
+func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
+	if err := iss.Policy.authorizeJoin(c, &req); err != nil {
+		return Issued{}, err
+	}
 	if err := req.validate(); err != nil {
 		return Issued{}, err
 	}
-	validFor, err := ttl(req.TTLSeconds, iss.defaultTTL, iss.maxTTL)
+	validFor, err := ttl(req.TTLSeconds, iss.DefaultTTL, iss.MaxTTL)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -49,7 +55,7 @@ func (iss *Issuer) Join(req JoinRequest) (Issued, error) {
 	video.SetCanPublishData(valueOr(g.CanPublishData, true))
 	video.SetCanUpdateOwnMetadata(valueOr(g.CanUpdateOwnMetadata, false))
 
-	at := auth.NewAccessToken(iss.apiKey, iss.apiSecret).
+	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
 		SetIdentity(req.Identity).
 		SetName(req.Name).
 		SetMetadata(req.Metadata).
@@ -61,11 +67,14 @@ func (iss *Issuer) Join(req JoinRequest) (Issued, error) {
 // Agent issues a token for a server-side participant (kind agent) such as the Media Bridge: it
 // may publish, subscribe, send data and update its own metadata, and is visible to others. It
 // does not carry the video.agent flag, which is for workers registering with LiveKit.
-func (iss *Issuer) Agent(req AgentRequest) (Issued, error) {
+func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
+	if err := iss.Policy.AdmitService(c); err != nil {
+		return Issued{}, err
+	}
 	if err := req.validate(); err != nil {
 		return Issued{}, err
 	}
-	validFor, err := ttl(req.TTLSeconds, iss.defaultTTL, iss.maxTTL)
+	validFor, err := ttl(req.TTLSeconds, iss.DefaultTTL, iss.MaxTTL)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -76,7 +85,7 @@ func (iss *Issuer) Agent(req AgentRequest) (Issued, error) {
 	video.SetCanPublishData(true)
 	video.SetCanUpdateOwnMetadata(true)
 
-	at := auth.NewAccessToken(iss.apiKey, iss.apiSecret).
+	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
 		SetIdentity(identity).
 		SetName(req.Name).
 		SetMetadata(req.Metadata).
@@ -95,7 +104,7 @@ func (iss *Issuer) sign(at *auth.AccessToken, identity, room string) (Issued, er
 	if err != nil {
 		return Issued{}, fmt.Errorf("read back token expiry: %w", err)
 	}
-	return Issued{Token: jwt, WSURL: iss.wsURL, ExpiresAt: exp, Identity: identity, Room: room}, nil
+	return Issued{Token: jwt, WSURL: iss.WSURL, ExpiresAt: exp, Identity: identity, Room: room}, nil
 }
 
 // expiry reads exp back from a token just signed, because the protocol takes the time itself

@@ -18,8 +18,12 @@ const (
 )
 
 func newIssuer() *token.Issuer {
-	return token.NewIssuer(testKey, testSecret, "wss://lk.example.com", time.Hour, 24*time.Hour)
+	return token.NewIssuer(token.Settings{APIKey: testKey, APISecret: testSecret, WSURL: "wss://lk.example.com",
+		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour})
 }
+
+// anyone is an anonymous caller; the default Policy (development) lets it ask for anything.
+var anyone token.Caller
 
 // mustVerify reads a token back with livekit/protocol's verifier, the same code LiveKit runs.
 func mustVerify(t *testing.T, raw string) (*jwt.RegisteredClaims, *auth.ClaimGrants) {
@@ -41,7 +45,7 @@ func mustVerify(t *testing.T, raw string) (*jwt.RegisteredClaims, *auth.ClaimGra
 func ptr[T any](v T) *T { return &v }
 
 func TestJoinDefaults(t *testing.T) {
-	issued, err := newIssuer().Join(token.JoinRequest{Room: "r1", Identity: "alice", Name: "Alice", Metadata: `{"a":1}`})
+	issued, err := newIssuer().Join(anyone, token.JoinRequest{Room: "r1", Identity: "alice", Name: "Alice", Metadata: `{"a":1}`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +74,7 @@ func TestJoinDefaults(t *testing.T) {
 }
 
 func TestJoinGrantsAsRequested(t *testing.T) {
-	issued, err := newIssuer().Join(token.JoinRequest{Room: "r", Identity: "bob", TTLSeconds: ptr[int64](60), Grants: token.Grants{
+	issued, err := newIssuer().Join(anyone, token.JoinRequest{Room: "r", Identity: "bob", TTLSeconds: ptr[int64](60), Grants: token.Grants{
 		CanPublish: ptr(false), CanSubscribe: ptr(false), CanPublishData: ptr(false),
 		CanUpdateOwnMetadata: ptr(true), Hidden: ptr(true), Agent: ptr(true),
 	}})
@@ -88,7 +92,7 @@ func TestJoinGrantsAsRequested(t *testing.T) {
 }
 
 func TestAgentToken(t *testing.T) {
-	issued, err := newIssuer().Agent(token.AgentRequest{Room: "r", AgentID: "media-bridge_1.a"})
+	issued, err := newIssuer().Agent(anyone, token.AgentRequest{Room: "r", AgentID: "media-bridge_1.a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +128,7 @@ func TestRequestRules(t *testing.T) {
 		{"ttl over max", token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](86401)}, "ttl_seconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := iss.Join(tc.req)
+			_, err := iss.Join(anyone, tc.req)
 			var invalid *token.Invalid
 			if !errors.As(err, &invalid) || invalid.Field != tc.wantField {
 				t.Fatalf("err = %v, want invalid %s", err, tc.wantField)
@@ -136,11 +140,11 @@ func TestRequestRules(t *testing.T) {
 		{Room: "r", Identity: "ünïcødé 👋", TTLSeconds: ptr[int64](86400)},
 		{Room: "r", Identity: "Agent-not-reserved"},
 	} {
-		if _, err := iss.Join(ok); err != nil {
+		if _, err := iss.Join(anyone, ok); err != nil {
 			t.Errorf("%+v refused: %v", ok, err)
 		}
 	}
-	_, err := iss.Join(token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](86401)})
+	_, err := iss.Join(anyone, token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](86401)})
 	if !strings.Contains(err.Error(), "86400") {
 		t.Errorf("ttl error does not state the maximum: %v", err)
 	}
@@ -149,13 +153,13 @@ func TestRequestRules(t *testing.T) {
 func TestAgentIDRules(t *testing.T) {
 	iss := newIssuer()
 	for _, id := range []string{"", strings.Repeat("a", 65), "has space", "slash/", "ünï", "a\x00"} {
-		_, err := iss.Agent(token.AgentRequest{Room: "r", AgentID: id})
+		_, err := iss.Agent(anyone, token.AgentRequest{Room: "r", AgentID: id})
 		var invalid *token.Invalid
 		if !errors.As(err, &invalid) || invalid.Field != "agent_id" {
 			t.Errorf("agent_id %q: err = %v", id, err)
 		}
 	}
-	if _, err := iss.Agent(token.AgentRequest{Room: "r", AgentID: strings.Repeat("a", 64)}); err != nil {
+	if _, err := iss.Agent(anyone, token.AgentRequest{Room: "r", AgentID: strings.Repeat("a", 64)}); err != nil {
 		t.Errorf("64-character agent_id refused: %v", err)
 	}
 }
@@ -173,7 +177,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims)
 func TestVerify(t *testing.T) {
 	iss := newIssuer()
 	now := time.Now()
-	valid, err := iss.Join(token.JoinRequest{Room: "r", Identity: "alice", Name: "Alice", Metadata: "m"})
+	valid, err := iss.Join(anyone, token.JoinRequest{Room: "r", Identity: "alice", Name: "Alice", Metadata: "m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +211,10 @@ func TestVerify(t *testing.T) {
 		{"empty segments", "..", token.ReasonMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := iss.Verify(tc.token)
+			got, err := iss.Verify(anyone, tc.token)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.wantReason == "" {
 				if !got.Valid || got.Claims == nil || got.Refusal != nil {
 					t.Fatalf("got %+v, want valid", got)
@@ -219,7 +226,7 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
-	got := iss.Verify(valid.Token)
+	got, _ := iss.Verify(anyone, valid.Token)
 	if got.Identity != "alice" || got.Name != "Alice" || got.Room != "r" || got.Kind != "standard" || got.Metadata != "m" ||
 		got.ExpiresAt != valid.ExpiresAt || got.ExpiresAt-got.NotBefore != 3600 || got.IssuedAt != got.NotBefore || !got.Grants.RoomJoin {
 		t.Errorf("claims = %+v", got.Claims)

@@ -46,17 +46,27 @@ type Claims struct {
 
 // Verify checks a token the way LiveKit does (HS256 only, a known key, exp required, a minute of
 // leeway, all inside livekit/protocol) and says what it grants or why it is refused.
-func (iss *Issuer) Verify(raw string) Verification {
+func (iss *Issuer) Verify(c Caller, raw string) (Verification, error) {
+	if err := iss.Policy.AdmitService(c); err != nil {
+		return Verification{}, err
+	}
+	if raw == "" {
+		return Verification{}, invalidf("token", "is required")
+	}
+	return iss.verify(raw), nil
+}
+
+func (iss *Issuer) verify(raw string) Verification {
 	parsed, err := auth.ParseAPIToken(raw)
 	if err != nil {
 		return refuse(ReasonMalformed, "token is not a well-formed JWT")
 	}
 	// livekit/protocol's Verify accepts whatever iss the token names (even none) as long as the
 	// secret matches, so the key is checked here.
-	if parsed.APIKey() == "" || parsed.APIKey() != iss.apiKey {
+	if parsed.APIKey() == "" || parsed.APIKey() != iss.APIKey {
 		return refuse(ReasonUnknownKey, "token was not issued with an API key this service knows")
 	}
-	registered, grants, err := parsed.Verify(iss.apiSecret)
+	registered, grants, err := parsed.Verify(iss.APISecret)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

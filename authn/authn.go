@@ -1,0 +1,159 @@
+// Package authn establishes who is calling from a request's Authorization header: a backend with a
+// service API key, or an end user with a JWT from the application's identity provider. What each
+// caller may then ask for is token.Policy's business.
+package authn
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/token-service/token-service/token"
+)
+
+// ErrBadCredentials means an Authorization header was sent and is not a valid service key or
+// user token. It never says which, nor why.
+var ErrBadCredentials = errors.New("the credentials sent are not valid")
+
+// leeway allows for clocks that differ a little between the identity provider and us.
+const leeway = 30 * time.Second
+
+// Options configure an Authenticator; the zero value recognises nobody.
+type Options struct {
+	ServiceKeys   []string
+	JWKSURL       string // verify user tokens with the provider's published keys
+	JWTSecret     string // or with a shared HS256 secret
+	Issuer        string
+	Audience      string
+	Algorithms    []string // fixed by configuration, never read from the token
+	IdentityClaim string
+	NameClaim     string
+	RoomsClaim    string // optional: a list of room names, or "*"
+	// OnJWKSError hears about failed JWKS refreshes (the last good keys stay in use).
+	OnJWKSError func(error)
+}
+
+// Authenticator identifies callers. It is safe for concurrent use.
+type Authenticator struct {
+	serviceKeys [][sha256.Size]byte
+	parser      *jwt.Parser
+	keys        jwt.Keyfunc // nil when end-user authentication is off
+	opts        Options
+}
+
+// New returns an Authenticator. With a JWKS URL it starts fetching and refreshing the provider's
+// keys until ctx ends; start-up does not wait for, or fail on, the first fetch.
+func New(ctx context.Context, opts Options) (*Authenticator, error) {
+	a := &Authenticator{opts: opts}
+	for _, key := range opts.ServiceKeys {
+		a.serviceKeys = append(a.serviceKeys, sha256.Sum256([]byte(key)))
+	}
+	switch {
+	case opts.JWTSecret != "":
+		secret := []byte(opts.JWTSecret)
+		a.keys = func(*jwt.Token) (any, error) { return secret, nil }
+	case opts.JWKSURL != "":
+		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{opts.JWKSURL}, keyfunc.Override{
+			HTTPTimeout:      5 * time.Second,
+			RefreshInterval:  time.Hour,
+			RateLimitWaitMax: time.Second,
+			// A token signed with a key we have not seen refetches the set, at most this often,
+			// so that a provider's key rotation is picked up without a restart.
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
+			RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
+				return func(_ context.Context, err error) {
+					if opts.OnJWKSError != nil {
+						opts.OnJWKSError(err)
+					}
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("JWKS client: %w", err)
+		}
+		a.keys = kf.Keyfunc
+	}
+	if a.keys != nil {
+		a.parser = jwt.NewParser(
+			jwt.WithValidMethods(opts.Algorithms),
+			jwt.WithIssuer(opts.Issuer),
+			jwt.WithAudience(opts.Audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(leeway),
+		)
+	}
+	return a, nil
+}
+
+// Identify returns the caller behind r. A request with no Authorization header is anonymous; one
+// whose credentials do not verify is refused with ErrBadCredentials, except when the service
+// recognises nobody (nothing configured), where the header is ignored.
+func (a *Authenticator) Identify(r *http.Request) (token.Caller, error) {
+	header := r.Header.Get("Authorization")
+	credential, isBearer := strings.CutPrefix(header, "Bearer ")
+	if a.isServiceKey(credential) {
+		return token.Caller{Service: true}, nil
+	}
+	switch {
+	case header == "" || (len(a.serviceKeys) == 0 && a.keys == nil):
+		return token.Caller{}, nil
+	case isBearer && a.keys != nil:
+		user, err := a.verifyUser(credential)
+		if err != nil {
+			return token.Caller{}, ErrBadCredentials
+		}
+		return token.Caller{User: user}, nil
+	}
+	return token.Caller{}, ErrBadCredentials
+}
+
+// isServiceKey compares digests of the candidate and of every key, without stopping early, so
+// that neither a wrong key nor a missing one (the empty string) can be told apart by timing.
+func (a *Authenticator) isServiceKey(candidate string) bool {
+	digest := sha256.Sum256([]byte(candidate))
+	match := 0
+	for i := range a.serviceKeys {
+		match |= subtle.ConstantTimeCompare(digest[:], a.serviceKeys[i][:])
+	}
+	return match == 1 && candidate != ""
+}
+
+func (a *Authenticator) verifyUser(raw string) (*token.User, error) {
+	claims := jwt.MapClaims{}
+	if _, err := a.parser.ParseWithClaims(raw, claims, a.keys); err != nil {
+		return nil, err
+	}
+	identity, _ := claims[a.opts.IdentityClaim].(string)
+	if identity == "" {
+		return nil, fmt.Errorf("claim %q is not a non-empty string", a.opts.IdentityClaim)
+	}
+	user := &token.User{Identity: identity}
+	user.Name, _ = claims[a.opts.NameClaim].(string)
+	if a.opts.RoomsClaim != "" {
+		user.RoomsRestricted = true
+		switch rooms := claims[a.opts.RoomsClaim].(type) {
+		case string: // "*" lifts the restriction; any other string is the one room allowed
+			if rooms == "*" {
+				user.RoomsRestricted = false
+			} else {
+				user.Rooms = []string{rooms}
+			}
+		case []any:
+			for _, room := range rooms {
+				if s, ok := room.(string); ok {
+					user.Rooms = append(user.Rooms, s)
+				}
+			}
+		} // absent or of another type: no room at all, the safe reading
+	}
+	return user, nil
+}

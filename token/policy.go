@@ -1,0 +1,100 @@
+package token
+
+import (
+	"errors"
+	"slices"
+)
+
+// Caller is who asks for a token, as the service established it from the request's credentials.
+// The zero Caller is anonymous.
+type Caller struct {
+	Service bool  // presented a valid service API key: a trusted backend
+	User    *User // presented a valid end-user JWT from the app's identity provider
+}
+
+// User is an end user vouched for by the identity provider.
+type User struct {
+	Identity string
+	Name     string
+	// Rooms the user may join, when the identity provider restricts them.
+	Rooms           []string
+	RoomsRestricted bool
+}
+
+// Policy is who may ask for what. It follows from the configuration.
+type Policy struct {
+	Production  bool // no open privileged endpoints without service keys
+	ServiceKeys bool // SERVICE_API_KEYS is set: backends identify themselves
+	UserAuth    bool // POST /token needs an end user's JWT (or a service key)
+}
+
+// ErrUnauthenticated means the request needs credentials it did not bring.
+var ErrUnauthenticated = errors.New("credentials required: send Authorization: Bearer <key or token>")
+
+// Forbidden means the caller is known but may not have what it asked for.
+type Forbidden struct {
+	Field  string // the JSON name of the field refused, if one is
+	Reason string // a whole sentence
+}
+
+func (e *Forbidden) Error() string { return e.Reason }
+
+// AdmitService decides whether a caller may use a backend-only endpoint (agent tokens,
+// verification). In development and test with no service keys they stay open, as on a laptop.
+func (p Policy) AdmitService(c Caller) error {
+	switch {
+	case c.Service:
+		return nil
+	case p.ServiceKeys:
+		return ErrUnauthenticated
+	case p.Production:
+		return &Forbidden{Reason: "this endpoint is disabled in production until SERVICE_API_KEYS is set"}
+	}
+	return nil
+}
+
+// AdmitParticipant decides whether a caller may ask for a participant token at all.
+func (p Policy) AdmitParticipant(c Caller) error {
+	if p.UserAuth && !c.Service && c.User == nil {
+		return ErrUnauthenticated
+	}
+	return nil
+}
+
+// authorizeJoin applies what the caller may ask for to a join request: a user's identity and
+// name come from the identity provider, and privileged grants need a service key.
+func (p Policy) authorizeJoin(c Caller, req *JoinRequest) error {
+	if err := p.AdmitParticipant(c); err != nil {
+		return err
+	}
+	if c.Service {
+		return nil
+	}
+	if u := c.User; u != nil {
+		switch {
+		case req.Identity == "":
+			req.Identity = u.Identity
+		case req.Identity != u.Identity:
+			return &Forbidden{Field: "identity", Reason: "identity must be the authenticated user's own"}
+		}
+		if req.Name == "" {
+			req.Name = u.Name
+		}
+		if u.RoomsRestricted && !slices.Contains(u.Rooms, req.Room) {
+			return &Forbidden{Field: "room", Reason: "the authenticated user may not join this room"}
+		}
+	}
+	// A hidden participant can watch unseen and an agent-flagged one can register as a worker:
+	// backend decisions, never an end user's.
+	if p.Production || p.ServiceKeys || c.User != nil {
+		for _, g := range []struct {
+			field     string
+			requested *bool
+		}{{"grants.hidden", req.Grants.Hidden}, {"grants.agent", req.Grants.Agent}} {
+			if valueOr(g.requested, false) {
+				return &Forbidden{Field: g.field, Reason: g.field + " needs a service API key"}
+			}
+		}
+	}
+	return nil
+}
