@@ -64,7 +64,7 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    4 * handlers.MaxHeaderBytes, // a backstop: the router refuses past 16 KiB, in JSON
 		ErrorLog:          stdlog.New(log, "", 0),
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr()) // a busy port fails here, not in a goroutine

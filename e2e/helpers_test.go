@@ -38,7 +38,8 @@ func startService(t *testing.T, env ...string) *service {
 	ln.Close()
 	cmd := exec.Command(serviceBin)
 	cmd.Env = append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
-		"LIVEKIT_API_KEY=" + lkKey, "LIVEKIT_API_SECRET=" + lkSecret, "LIVEKIT_WS_URL=" + lk.URL}, env...)
+		"LIVEKIT_API_KEY=" + lkKey, "LIVEKIT_API_SECRET=" + lkSecret, "LIVEKIT_WS_URL=" + lk.URL,
+		"SERVICE_API_KEYS=" + serviceKey}, env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -75,7 +76,11 @@ func startService(t *testing.T, env ...string) *service {
 	}
 }
 
-// post sends a JSON body and decodes the JSON reply; headers are "Name: value" strings.
+// serviceKey is what backends (the Media Bridge, a debugging operator) present.
+const serviceKey = "e2e-service-key-0123456789abcdef0123456789"
+
+// post sends a JSON body and decodes the JSON reply; headers are "Name: value" strings. The
+// backend-only routes get the service key, as a backend would send it.
 func (s *service) post(t *testing.T, path string, body any, headers ...string) (int, http.Header, map[string]any) {
 	t.Helper()
 	raw, err := json.Marshal(body)
@@ -84,6 +89,9 @@ func (s *service) post(t *testing.T, path string, body any, headers ...string) (
 	}
 	req, _ := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
+	if path == "/token/agent" || path == "/token/verify" {
+		req.Header.Set("Authorization", "Bearer "+serviceKey)
+	}
 	for _, h := range headers {
 		name, value, _ := strings.Cut(h, ": ")
 		req.Header.Set(name, value)
@@ -102,9 +110,9 @@ func (s *service) post(t *testing.T, path string, body any, headers ...string) (
 }
 
 // issue asks the service for a token and fails the test unless it gets one.
-func (s *service) issue(t *testing.T, path string, body any) string {
+func (s *service) issue(t *testing.T, path string, body any, headers ...string) string {
 	t.Helper()
-	status, _, reply := s.post(t, path, body)
+	status, _, reply := s.post(t, path, body, headers...)
 	if status != http.StatusOK {
 		t.Fatalf("POST %s = %d %v", path, status, reply)
 	}

@@ -51,6 +51,15 @@ type testServer struct {
 // env adds to or overrides a test configuration.
 func newServer(t *testing.T, env ...string) *testServer {
 	t.Helper()
+	router, logs, readiness := newRouter(t, env...)
+	srv := httptest.NewServer(router)
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, log: logs, readiness: readiness}
+}
+
+// newRouter is the real router with a test configuration, for callers that need no socket.
+func newRouter(t testing.TB, env ...string) (http.Handler, *syncBuffer, *handlers.Readiness) {
+	t.Helper()
 	environ := append([]string{"APP_ENV=test", "LIVEKIT_API_KEY=" + testKey, "LIVEKIT_API_SECRET=" + testSecret,
 		"LIVEKIT_WS_URL=" + testWSURL, "LOG_LEVEL=debug"}, env...)
 	cfg, err := config.Load(environ)
@@ -63,9 +72,7 @@ func newServer(t *testing.T, env ...string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(handlers.NewRouter(cfg, services, log))
-	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, log: logs, readiness: services.Readiness}
+	return handlers.NewRouter(cfg, services, log), logs, services.Readiness
 }
 
 type reply struct {
@@ -129,4 +136,11 @@ func (r reply) wantError(t *testing.T, status int, code, field string) {
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type = %q", ct)
 	}
+}
+
+// wantErrorCode checks status, code and JSON shape, whatever the field.
+func (r reply) wantErrorCode(t *testing.T, status int, code string) {
+	t.Helper()
+	field, _ := r.body["field"].(string)
+	r.wantError(t, status, code, field)
 }

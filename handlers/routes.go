@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
-	"github.com/go-chi/cors"
 	"github.com/go-chi/httprate"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
@@ -28,6 +27,7 @@ func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 	r.Use(middleware.RequestID)
 	r.Use(middleware.AccessLog)
 	r.Use(middleware.Recover(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errInternal) }))
+	r.Use(limitHeaderBytes)
 	r.Use(corsHandler(cfg.AllowedOrigins()))
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
@@ -57,18 +57,6 @@ func clientIP(trusted []string) []func(http.Handler) http.Handler {
 			chimw.ClientIPFromXFF(trusted...))
 	}
 	return steps
-}
-
-func corsHandler(origins []string) func(http.Handler) http.Handler {
-	return cors.Handler(cors.Options{
-		AllowedOrigins: origins,
-		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"Content-Type", "Authorization", middleware.RequestIDHeader},
-		// So that a browser app can read the request id and back off when rate limited.
-		ExposedHeaders:   []string{middleware.RequestIDHeader, "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"},
-		AllowCredentials: false,
-		MaxAge:           600,
-	})
 }
 
 // rateLimit limits the token routes per client IP (never health or readiness, which load

@@ -12,12 +12,16 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// New returns a logger at level writing JSON lines to out, or readable console lines when console
-// is set (development). Every line passes through the redactor first.
-func New(out io.Writer, level zerolog.Level, console bool) zerolog.Logger {
+// zerolog's formats are process-wide, so they are set once here rather than per logger.
+func init() {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	zerolog.DurationFieldUnit = time.Millisecond
 	zerolog.DurationFieldInteger = false
+}
+
+// New returns a logger at level writing JSON lines to out, or readable console lines when console
+// is set (development). Every line passes through the redactor first.
+func New(out io.Writer, level zerolog.Level, console bool) zerolog.Logger {
 	sink := out
 	if console {
 		sink = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly, NoColor: !isTerminal(out)}
