@@ -100,6 +100,9 @@ func New(ctx context.Context, opts Options) (*Authenticator, error) {
 func (a *Authenticator) Identify(r *http.Request) (token.Caller, error) {
 	header := r.Header.Get("Authorization")
 	credential, isBearer := strings.CutPrefix(header, "Bearer ")
+	if !isBearer {
+		credential = "" // still compared, so every refusal costs the same
+	}
 	if a.isServiceKey(credential) {
 		return token.Caller{Service: true}, nil
 	}
