@@ -54,10 +54,11 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		log.Warn().Msg(warning)
 	}
 
-	services, err := handlers.NewServices(ctx, cfg, log)
+	services, err := handlers.NewServices(ctx, cfg, version, log)
 	if err != nil {
 		return err
 	}
+	defer services.Close()
 	srv := &http.Server{
 		Handler:           handlers.NewRouter(cfg, services, log),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -72,9 +73,25 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		return err
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("env", cfg.AppEnv).Msg("listening")
+	servers := []*http.Server{srv}
+	listeners := []net.Listener{ln}
+	if addr := cfg.MetricsAddr(); addr != "" {
+		metricsLn, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		log.Info().Str("addr", metricsLn.Addr().String()).Msg("serving /metrics")
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", services.Metrics.Handler())
+		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: srv.ErrorLog})
+		listeners = append(listeners, metricsLn)
+	}
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() { served <- s.Serve(listeners[i]) }()
+	}
 	select {
 	case err := <-served:
 		return err
@@ -93,8 +110,10 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	// ctx is cancelled already, so the drain needs a deadline of its own.
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
 	defer cancel()
-	if err := srv.Shutdown(drainCtx); err != nil {
-		return fmt.Errorf("drain in-flight requests: %w", err)
+	for _, s := range servers {
+		if err := s.Shutdown(drainCtx); err != nil {
+			return fmt.Errorf("drain in-flight requests: %w", err)
+		}
 	}
 	log.Info().Msg("stopped")
 	return nil

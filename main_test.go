@@ -256,3 +256,21 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 		t.Errorf("cut off after %s, want about the 5 s read-header timeout", cutOff.Round(time.Second))
 	}
 }
+
+// METRICS_PORT moves /metrics off the main port, so that it need not be public.
+func TestMetricsPort(t *testing.T) {
+	metricsPort := freePort(t)
+	base, _, _, _ := startRun(t, "METRICS_PORT="+strconv.Itoa(metricsPort))
+	if got := status(t, "GET", base+"/metrics", ""); got != 404 {
+		t.Errorf("main port /metrics = %d, want 404", got)
+	}
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "token_service_build_info") {
+		t.Errorf("metrics port: %d %.200s", resp.StatusCode, body)
+	}
+}

@@ -10,7 +10,6 @@ import (
 
 var keys = []string{strings.Repeat("a", 32), strings.Repeat("b", 48), strings.Repeat("c", 64)}
 
-
 func identify(t testing.TB, a *authn.Authenticator, authorization string) (bool, error) {
 	r := httptest.NewRequest("POST", "/token", nil)
 	if authorization != "" {

@@ -64,6 +64,11 @@ type Config struct {
 	ShutdownDelaySeconds   int `env:"SHUTDOWN_DELAY_SECONDS" envDefault:"0"`
 	ShutdownTimeoutSeconds int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
 
+	// Metrics on a listener of their own (0: on the main port at /metrics).
+	MetricsPort int `env:"METRICS_PORT" envDefault:"0"`
+	// Shared rate-limit counters (may carry a password, hence a Secret).
+	RedisURL Secret `env:"REDIS_URL"`
+
 	// Backend callers present one of these as a Bearer token; several allow rotation.
 	ServiceAPIKeys Secret `env:"SERVICE_API_KEYS"`
 
@@ -198,6 +203,13 @@ func (c *Config) validate() []string {
 	}
 	check(c.ShutdownDelaySeconds >= 0, "SHUTDOWN_DELAY_SECONDS", "must be 0 or more")
 	check(c.ShutdownTimeoutSeconds >= 1, "SHUTDOWN_TIMEOUT_SECONDS", "must be at least 1")
+	check(c.MetricsPort >= 0 && c.MetricsPort <= 65535 && c.MetricsPort != c.Port, "METRICS_PORT",
+		"must be 0 (serve /metrics on PORT) or another port from 1 to 65535")
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL.Reveal())
+		check(err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Host != "", "REDIS_URL",
+			"must be a redis:// or rediss:// URL such as redis://:password@redis:6379/0")
+	}
 	for _, key := range c.ServiceKeys() {
 		if len(key) < minProductionSecretLen {
 			p = append(p, "SERVICE_API_KEYS: each key must be at least "+strconv.Itoa(minProductionSecretLen)+" characters")
@@ -346,6 +358,14 @@ func (c Config) AllowedOrigins() []string {
 func (c Config) TrustedProxyCIDRs() []string {
 	cidrs, _ := parseCIDRs(c.TrustedProxies) // validated by Load
 	return cidrs
+}
+
+// MetricsAddr is the address of the separate metrics listener, or "" to serve /metrics on PORT.
+func (c Config) MetricsAddr() string {
+	if c.MetricsPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(c.Host, strconv.Itoa(c.MetricsPort))
 }
 
 // ServiceKeys is SERVICE_API_KEYS as a list; empty means no backend caller is recognised.

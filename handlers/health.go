@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/token-service/token-service/ratelimit"
 )
 
 const serviceName = "token-service"
@@ -21,6 +23,8 @@ type status struct {
 	Status    string `json:"status"`
 	Service   string `json:"service"`
 	Timestamp string `json:"timestamp"`
+	// Where rate limits are counted: memory, redis, or memory-fallback while Redis is down.
+	RateLimitBackend string `json:"rate_limit_backend,omitzero"`
 }
 
 func statusNow(s string) status {
@@ -34,13 +38,15 @@ func handleHealth() http.HandlerFunc {
 	}
 }
 
-// handleReady answers 200 until shutdown begins, then 503 (readiness).
-func handleReady(readiness *Readiness) http.HandlerFunc {
+// handleReady answers 200 until shutdown begins, then 503 (readiness). A Redis outage does not
+// make the replica unready, since it still issues tokens; the body says where counting happens.
+func handleReady(readiness *Readiness, limits *ratelimit.Backend) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		reply, code := statusNow("ready"), http.StatusOK
 		if readiness.draining.Load() {
-			encode(w, http.StatusServiceUnavailable, statusNow("not_ready"))
-			return
+			reply, code = statusNow("not_ready"), http.StatusServiceUnavailable
 		}
-		encode(w, http.StatusOK, statusNow("ready"))
+		reply.RateLimitBackend = limits.State()
+		encode(w, code, reply)
 	}
 }

@@ -68,10 +68,11 @@ func newRouter(t testing.TB, env ...string) (http.Handler, *syncBuffer, *handler
 	}
 	logs := &syncBuffer{}
 	log := logging.New(logs, zerolog.DebugLevel, false)
-	services, err := handlers.NewServices(t.Context(), cfg, log)
+	services, err := handlers.NewServices(t.Context(), cfg, "test", log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = services.Close() })
 	return handlers.NewRouter(cfg, services, log), logs, services.Readiness
 }
 

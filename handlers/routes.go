@@ -25,7 +25,7 @@ func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 	r.Use(hlog.NewHandler(log))
 	r.Use(clientIP(cfg.TrustedProxyCIDRs())...)
 	r.Use(middleware.RequestID)
-	r.Use(middleware.AccessLog)
+	r.Use(middleware.AccessLog(s.Metrics.ObserveRequest))
 	r.Use(middleware.Recover(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errInternal) }))
 	r.Use(limitHeaderBytes)
 	r.Use(corsHandler(cfg.AllowedOrigins()))
@@ -34,9 +34,12 @@ func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 	r.MethodNotAllowed(handleMethodNotAllowed(r))
 
 	r.Get("/health", handleHealth())
-	r.Get("/ready", handleReady(s.Readiness))
+	r.Get("/ready", handleReady(s.Readiness, s.RateLimit))
+	if cfg.MetricsAddr() == "" { // else main serves it on a listener of its own
+		r.Method(http.MethodGet, "/metrics", s.Metrics.Handler())
+	}
 	r.Group(func(r chi.Router) {
-		r.Use(rateLimit(cfg))
+		r.Use(rateLimit(cfg, s))
 		r.Use(middleware.NoStore)
 		r.Use(identify(s.Auth))
 		r.Post("/token", handleJoin(s.Issuer))
@@ -61,15 +64,19 @@ func clientIP(trusted []string) []func(http.Handler) http.Handler {
 
 // rateLimit limits the token routes per client IP (never health or readiness, which load
 // balancers poll). RATE_LIMIT_MAX_REQUESTS=0 turns it off.
-func rateLimit(cfg config.Config) func(http.Handler) http.Handler {
+func rateLimit(cfg config.Config, s Services) func(http.Handler) http.Handler {
 	if cfg.RateLimitMaxRequests == 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
-	return httprate.LimitBy(cfg.RateLimitMaxRequests, cfg.RateLimitWindow(),
-		func(r *http.Request) (string, error) { return chimw.GetClientIP(r.Context()), nil },
-		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errRateLimited) }),
+	options := append(s.RateLimit.Options(),
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			s.Metrics.RateLimited()
+			writeError(w, r, errRateLimited)
+		}),
 		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, err) }),
 	)
+	return httprate.LimitBy(cfg.RateLimitMaxRequests, cfg.RateLimitWindow(),
+		func(r *http.Request) (string, error) { return chimw.GetClientIP(r.Context()), nil }, options...)
 }
 
 // handleMethodNotAllowed answers 405 with the Allow header that chi only sets on its own

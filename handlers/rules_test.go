@@ -12,7 +12,8 @@ func TestHealthAndReady(t *testing.T) {
 	srv := newServer(t)
 	for path, status := range map[string]string{"/health": "healthy", "/ready": "ready"} {
 		r := srv.do(t, http.MethodGet, path, "")
-		if r.status != 200 || r.body["status"] != status || r.body["service"] != "token-service" || len(r.body) != 3 {
+		fields := map[string]int{"/health": 3, "/ready": 4}[path] // /ready also says where rate limits are counted
+		if r.status != 200 || r.body["status"] != status || r.body["service"] != "token-service" || len(r.body) != fields {
 			t.Fatalf("%s: %d %s", path, r.status, r.raw)
 		}
 		if _, err := time.Parse(time.RFC3339, r.body["timestamp"].(string)); err != nil {
@@ -23,7 +24,7 @@ func TestHealthAndReady(t *testing.T) {
 		}
 	}
 	srv.readiness.Drain()
-	if r := srv.do(t, http.MethodGet, "/ready", ""); r.status != 503 || r.body["status"] != "not_ready" {
+	if r := srv.do(t, http.MethodGet, "/ready", ""); r.status != 503 || r.body["status"] != "not_ready" || r.body["rate_limit_backend"] != "memory" {
 		t.Errorf("after Drain: %d %s", r.status, r.raw)
 	}
 	if r := srv.do(t, http.MethodGet, "/health", ""); r.status != 200 {

@@ -2,11 +2,14 @@ package handlers
 
 import (
 	"context"
+	"sync"
 
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/metrics"
+	"github.com/token-service/token-service/ratelimit"
 	"github.com/token-service/token-service/token"
 )
 
@@ -15,11 +18,31 @@ type Services struct {
 	Issuer    *token.Issuer
 	Auth      *authn.Authenticator
 	Readiness *Readiness
+	Metrics   *metrics.Metrics
+	RateLimit *ratelimit.Backend
 }
 
 // NewServices builds the router's services from the configuration. Background work they start
-// (refreshing an identity provider's keys) ends with ctx.
-func NewServices(ctx context.Context, cfg config.Config, log zerolog.Logger) (Services, error) {
+// (refreshing an identity provider's keys) ends with ctx; Close releases the rest.
+func NewServices(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (Services, error) {
+	m := metrics.New(version)
+	var outage sync.Mutex // one warning per outage, however many requests hit it
+	limits, err := ratelimit.New(cfg.RedisURL.Reveal(), cfg.RateLimitWindow(), ratelimit.Events{
+		OnError: func(error) { m.RateLimitBackendError() },
+		OnFallback: func(activated bool) {
+			outage.Lock()
+			defer outage.Unlock()
+			if activated {
+				m.RateLimitFallback()
+				log.Warn().Msg("redis unreachable: counting rate limits in memory on this replica until it is back")
+			} else {
+				log.Info().Msg("redis is back: rate limits are shared again")
+			}
+		},
+	})
+	if err != nil {
+		return Services{}, err
+	}
 	auth, err := authn.New(ctx, authn.Options{
 		ServiceKeys: cfg.ServiceKeys(),
 		JWKSURL:     cfg.AuthJWKSURL, JWTSecret: cfg.AuthJWTSecret.Reveal(),
@@ -33,7 +56,11 @@ func NewServices(ctx context.Context, cfg config.Config, log zerolog.Logger) (Se
 	issuer := token.NewIssuer(token.Settings{
 		APIKey: cfg.APIKey, APISecret: cfg.APISecret.Reveal(), WSURL: cfg.WSURL,
 		DefaultTTL: cfg.DefaultTTL(), MaxTTL: cfg.MaxTTL(),
-		Policy: token.Policy{Production: cfg.Production(), ServiceKeys: len(cfg.ServiceKeys()) > 0, UserAuth: cfg.UserAuth()},
+		Policy:   token.Policy{Production: cfg.Production(), ServiceKeys: len(cfg.ServiceKeys()) > 0, UserAuth: cfg.UserAuth()},
+		Recorder: m,
 	})
-	return Services{Issuer: issuer, Auth: auth, Readiness: &Readiness{}}, nil
+	return Services{Issuer: issuer, Auth: auth, Readiness: &Readiness{}, Metrics: m, RateLimit: limits}, nil
 }
+
+// Close releases what the services hold open (Redis connections).
+func (s Services) Close() error { return s.RateLimit.Close() }

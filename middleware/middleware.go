@@ -52,9 +52,19 @@ func NoStore(next http.Handler) http.Handler {
 	})
 }
 
+// Observer hears about every finished request (for metrics).
+type Observer func(route, method string, status int, elapsed time.Duration)
+
 // AccessLog writes one line per request: method, route pattern (never the raw URL, which could
 // carry a token in its query), status, duration, client ip; the request id comes with the logger.
-func AccessLog(next http.Handler) http.Handler {
+// observe hears the same facts.
+func AccessLog(observe Observer) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return accessLog(observe, next)
+	}
+}
+
+func accessLog(observe Observer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
@@ -67,11 +77,13 @@ func AccessLog(next http.Handler) http.Handler {
 			if status == 0 { // the handler wrote nothing, net/http sends 200
 				status = http.StatusOK
 			}
+			elapsed := time.Since(start)
+			observe(route, r.Method, status, elapsed)
 			zerolog.Ctx(r.Context()).Info().
 				Str("method", r.Method).
 				Str("route", route).
 				Int("status", status).
-				Dur("duration", time.Since(start)).
+				Dur("duration", elapsed).
 				Str("client_ip", chimw.GetClientIP(r.Context())).
 				Msg("request")
 		}()

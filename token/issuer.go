@@ -18,7 +18,19 @@ type Settings struct {
 	DefaultTTL        time.Duration // when a request names no TTL
 	MaxTTL            time.Duration // the most a request may ask for
 	Policy            Policy
+	Recorder          Recorder // hears what was issued and verified; nil hears nothing
 }
+
+// Recorder hears what the issuer does, for metrics.
+type Recorder interface {
+	Issued(tokenType string) // "participant", "agent"
+	Verified(result string)  // "valid" or the refusal reason
+}
+
+type noRecorder struct{}
+
+func (noRecorder) Issued(string)   {}
+func (noRecorder) Verified(string) {}
 
 // Issuer signs LiveKit access tokens with one API key and verifies tokens signed with it,
 // applying its Policy to every caller.
@@ -27,7 +39,12 @@ type Issuer struct {
 }
 
 // NewIssuer returns an Issuer with the given settings.
-func NewIssuer(s Settings) *Issuer { return &Issuer{Settings: s} }
+func NewIssuer(s Settings) *Issuer {
+	if s.Recorder == nil {
+		s.Recorder = noRecorder{}
+	}
+	return &Issuer{Settings: s}
+}
 
 // Join issues a token for a participant to join one room with the requested permissions.
 func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
@@ -61,7 +78,7 @@ func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
 		SetMetadata(req.Metadata).
 		SetValidFor(validFor).
 		SetVideoGrant(video)
-	return iss.sign(at, req.Identity, req.Room)
+	return iss.sign(at, "participant", req.Identity, req.Room)
 }
 
 // Agent issues a token for a server-side participant (kind agent) such as the Media Bridge: it
@@ -92,10 +109,10 @@ func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
 		SetKind(livekit.ParticipantInfo_AGENT).
 		SetValidFor(validFor).
 		SetVideoGrant(video)
-	return iss.sign(at, identity, req.Room)
+	return iss.sign(at, "agent", identity, req.Room)
 }
 
-func (iss *Issuer) sign(at *auth.AccessToken, identity, room string) (Issued, error) {
+func (iss *Issuer) sign(at *auth.AccessToken, tokenType, identity, room string) (Issued, error) {
 	jwt, err := at.ToJWT()
 	if err != nil {
 		return Issued{}, fmt.Errorf("sign token: %w", err)
@@ -104,6 +121,7 @@ func (iss *Issuer) sign(at *auth.AccessToken, identity, room string) (Issued, er
 	if err != nil {
 		return Issued{}, fmt.Errorf("read back token expiry: %w", err)
 	}
+	iss.Recorder.Issued(tokenType)
 	return Issued{Token: jwt, WSURL: iss.WSURL, ExpiresAt: exp, Identity: identity, Room: room}, nil
 }
 

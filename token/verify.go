@@ -53,7 +53,13 @@ func (iss *Issuer) Verify(c Caller, raw string) (Verification, error) {
 	if raw == "" {
 		return Verification{}, invalidf("token", "is required")
 	}
-	return iss.verify(raw), nil
+	v := iss.verify(raw)
+	if v.Valid {
+		iss.Recorder.Verified("valid")
+	} else {
+		iss.Recorder.Verified(v.Reason)
+	}
+	return v, nil
 }
 
 func (iss *Issuer) verify(raw string) Verification {

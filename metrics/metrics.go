@@ -1,0 +1,106 @@
+// Package metrics holds token-service's Prometheus metrics, on a registry of its own.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "token_service"
+
+// Metrics records what the service does. A nil *Metrics records nothing.
+type Metrics struct {
+	registry      *prometheus.Registry
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	issued        *prometheus.CounterVec
+	verified      *prometheus.CounterVec
+	rateLimited   prometheus.Counter
+	backendErrors prometheus.Counter
+	fallbacks     prometheus.Counter
+}
+
+// New registers every metric, the Go runtime and process collectors, and a build-info gauge.
+func New(version string) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests by route pattern, method and status."}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern, method and status.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"route", "method", "status"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "tokens_issued_total",
+			Help: "Tokens issued by type."}, []string{"type"}),
+		verified: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "token_verifications_total",
+			Help: "Token verifications by result: valid, or the reason it is not."}, []string{"result"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limited_requests_total",
+			Help: "Requests refused by the rate limiter."}),
+		backendErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limit_backend_errors_total",
+			Help: "Errors from the shared rate-limit backend (Redis)."}),
+		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limit_fallbacks_total",
+			Help: "Times rate limiting fell back from Redis to in-memory counting."}),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
+		Help:        "Always 1; the labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
+	buildInfo.Set(1)
+	m.registry.MustRegister(m.requests, m.duration, m.issued, m.verified, m.rateLimited, m.backendErrors, m.fallbacks,
+		buildInfo, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// ObserveRequest counts one finished HTTP request.
+func (m *Metrics) ObserveRequest(route, method string, status int, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	code := strconv.Itoa(status)
+	m.requests.WithLabelValues(route, method, code).Inc()
+	m.duration.WithLabelValues(route, method, code).Observe(elapsed.Seconds())
+}
+
+// Issued counts a token issued of the given type (participant, agent, ...).
+func (m *Metrics) Issued(tokenType string) {
+	if m != nil {
+		m.issued.WithLabelValues(tokenType).Inc()
+	}
+}
+
+// Verified counts a verification by its result.
+func (m *Metrics) Verified(result string) {
+	if m != nil {
+		m.verified.WithLabelValues(result).Inc()
+	}
+}
+
+// RateLimited counts a request the rate limiter refused.
+func (m *Metrics) RateLimited() {
+	if m != nil {
+		m.rateLimited.Inc()
+	}
+}
+
+// RateLimitBackendError counts an error from Redis.
+func (m *Metrics) RateLimitBackendError() {
+	if m != nil {
+		m.backendErrors.Inc()
+	}
+}
+
+// RateLimitFallback counts a switch from Redis to in-memory counting.
+func (m *Metrics) RateLimitFallback() {
+	if m != nil {
+		m.fallbacks.Inc()
+	}
+}
