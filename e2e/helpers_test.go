@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +24,26 @@ import (
 
 // service is a running token-service binary.
 type service struct {
-	URL string
+	URL  string
+	logs *lockedBuffer
+}
+
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startService runs the real binary in production mode against the shared LiveKit server, with
@@ -40,8 +60,8 @@ func startService(t *testing.T, env ...string) *service {
 	cmd.Env = append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
 		"LIVEKIT_API_KEY=" + lkKey, "LIVEKIT_API_SECRET=" + lkSecret, "LIVEKIT_WS_URL=" + lk.URL,
 		"SERVICE_API_KEYS=" + serviceKey}, env...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start token-service: %v", err)
 	}
@@ -59,7 +79,7 @@ func startService(t *testing.T, env ...string) *service {
 			t.Errorf("token-service still running 10 s after SIGTERM")
 		}
 	})
-	s := &service{URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	s := &service{URL: "http://127.0.0.1:" + strconv.Itoa(port), logs: logs}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/ready")

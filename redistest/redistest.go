@@ -1,0 +1,88 @@
+// Package redistest runs a real redis-server on 127.0.0.1 for tests. Import it only from
+// _test.go files.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+// InstallHint tells a person how to get the binary.
+const InstallHint = "install it with `apt-get install redis-server` (scripts/test does this)"
+
+// Server is a redis-server that a test can stop and start again on the same port.
+type Server struct {
+	Addr   string // 127.0.0.1:port
+	URL    string // redis://127.0.0.1:port/0
+	bin    string
+	port   int
+	cmd    *exec.Cmd
+	cancel context.CancelFunc
+}
+
+// Start runs redis-server on a free loopback port with persistence off.
+func Start() (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found: %s", InstallHint)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := &Server{bin: bin, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	s.URL = "redis://" + s.Addr + "/0"
+	return s, s.Restart()
+}
+
+// Restart starts the server again after Stop, on the same port and with no data.
+func (s *Server) Restart() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cmd = exec.CommandContext(ctx, s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
+	s.cmd.WaitDelay = 5 * time.Second
+	s.cancel = cancel
+	if err := s.cmd.Start(); err != nil {
+		cancel()
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if s.ping() == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Stop()
+	return fmt.Errorf("redis-server did not answer PING on %s within 5 s", s.Addr)
+}
+
+// Stop kills the server, as a crash would.
+func (s *Server) Stop() {
+	s.cancel()
+	_ = s.cmd.Wait()
+}
+
+func (s *Server) ping() error {
+	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || line != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q: %v", line, err)
+	}
+	return nil
+}
