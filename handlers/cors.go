@@ -13,7 +13,7 @@ var errPreflightRefused = &apiError{Status: http.StatusForbidden, Code: "forbidd
 
 // corsHandler applies CORS with go-chi/cors. A preflight it does not allow is answered with a JSON
 // 403 rather than the library's bare 200, so that a developer sees why the browser blocks.
-func corsHandler(origins []string) func(http.Handler) http.Handler {
+func corsHandler(origins []string, reply responder) func(http.Handler) http.Handler {
 	c := cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
@@ -35,7 +35,7 @@ func corsHandler(origins []string) func(http.Handler) http.Handler {
 			held := &heldStatus{ResponseWriter: w, status: http.StatusOK}
 			handler.ServeHTTP(held, r)
 			if w.Header().Get("Access-Control-Allow-Origin") == "" {
-				writeError(w, r, errPreflightRefused)
+				reply.error(w, r, errPreflightRefused)
 				return
 			}
 			w.WriteHeader(held.status)
@@ -60,7 +60,13 @@ const MaxHeaderBytes = 16 << 10
 var errHeadersTooLarge = &apiError{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "headers_too_large",
 	Message: "request headers must be at most 16 KiB"}
 
-func limitHeaderBytes(next http.Handler) http.Handler {
+func limitHeaderBytes(reply responder) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return limitHeaders(reply, next)
+	}
+}
+
+func limitHeaders(reply responder, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		size := len(r.RequestURI)
 		for name, values := range r.Header {
@@ -69,7 +75,7 @@ func limitHeaderBytes(next http.Handler) http.Handler {
 			}
 		}
 		if size > MaxHeaderBytes {
-			writeError(w, r, errHeadersTooLarge)
+			reply.error(w, r, errHeadersTooLarge)
 			return
 		}
 		next.ServeHTTP(w, r)

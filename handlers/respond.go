@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/authn"
+	"github.com/token-service/token-service/middleware"
 	"github.com/token-service/token-service/token"
 )
 
@@ -63,6 +65,9 @@ func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 }
 
 func isJSON(contentType string) bool {
+	if contentType == "application/json" { // the common case, without ParseMediaType's allocations
+		return true
+	}
 	mediaType, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"))
 }
@@ -118,16 +123,21 @@ func describe(t reflect.Type) string {
 	return "of another type"
 }
 
+var jsonContentType = []string{"application/json"} // shared: see middleware's constant headers
+
 // encode writes v as the JSON reply with the given status.
 func encode(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_ = json.MarshalWrite(w, v) // the status is sent; a failed write means the client has gone
 }
 
-// writeError is the one place an error becomes a reply: client mistakes keep their status and
+// responder writes error replies, and logs the ones that are our fault.
+type responder struct{ log zerolog.Logger }
+
+// error is the one place an error becomes a reply: client mistakes keep their status and
 // message; anything else is our fault, logged in full and answered with no detail.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (rs responder) error(w http.ResponseWriter, r *http.Request, err error) {
 	var reply *apiError
 	var invalid *token.Invalid
 	var forbidden *token.Forbidden
@@ -144,7 +154,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &forbidden):
 		reply = &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: forbidden.Reason, Field: forbidden.Field}
 	default:
-		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
+		rs.log.Error().Str("request_id", middleware.RequestIDOf(w)).Str("route", chi.RouteContext(r.Context()).RoutePattern()).Err(err).Msg("request failed")
 		reply = errInternal
 	}
 	encode(w, reply.Status, reply)

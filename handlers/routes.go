@@ -10,7 +10,6 @@ import (
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/httprate"
 	"github.com/rs/zerolog"
-	"github.com/rs/zerolog/hlog"
 
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/middleware"
@@ -19,19 +18,19 @@ import (
 // NewRouter returns the whole HTTP API: middleware in order, then every route of the contract.
 func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 	r := chi.NewRouter()
+	reply := responder{log: log}
 	// Outermost first: every reply, even a 404, 429 or recovered panic, carries the request id
 	// and nosniff, and is logged once.
 	r.Use(middleware.NoSniff)
-	r.Use(hlog.NewHandler(log))
-	r.Use(clientIP(cfg.TrustedProxyCIDRs())...)
 	r.Use(middleware.RequestID)
-	r.Use(middleware.AccessLog(s.Metrics.ObserveRequest))
-	r.Use(middleware.Recover(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errInternal) }))
-	r.Use(limitHeaderBytes)
-	r.Use(corsHandler(cfg.AllowedOrigins()))
+	r.Use(clientIP(cfg.TrustedProxyCIDRs())...)
+	r.Use(middleware.AccessLog(log, s.Metrics.ObserveRequest))
+	r.Use(middleware.Recover(log, func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errInternal) }))
+	r.Use(limitHeaderBytes(reply))
+	r.Use(corsHandler(cfg.AllowedOrigins(), reply))
 
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
-	r.MethodNotAllowed(handleMethodNotAllowed(r))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errNotFound) })
+	r.MethodNotAllowed(handleMethodNotAllowed(r, reply))
 
 	r.Get("/health", handleHealth())
 	r.Get("/ready", handleReady(s.Readiness, s.RateLimit))
@@ -39,12 +38,12 @@ func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 		r.Method(http.MethodGet, "/metrics", s.Metrics.Handler())
 	}
 	r.Group(func(r chi.Router) {
-		r.Use(rateLimit(cfg, s))
+		r.Use(rateLimit(cfg, s, reply))
 		r.Use(middleware.NoStore)
-		r.Use(identify(s.Auth))
-		r.Post("/token", handleJoin(s.Issuer))
-		r.Post("/token/agent", handleAgent(s.Issuer))
-		r.Post("/token/verify", handleVerify(s.Issuer))
+		r.Use(identify(s.Auth, reply))
+		r.Post("/token", handleJoin(s.Issuer, reply))
+		r.Post("/token/agent", handleAgent(s.Issuer, reply))
+		r.Post("/token/verify", handleVerify(s.Issuer, reply))
 	})
 	return r
 }
@@ -64,16 +63,20 @@ func clientIP(trusted []string) []func(http.Handler) http.Handler {
 
 // rateLimit limits the token routes per client IP (never health or readiness, which load
 // balancers poll). RATE_LIMIT_MAX_REQUESTS=0 turns it off.
-func rateLimit(cfg config.Config, s Services) func(http.Handler) http.Handler {
+func rateLimit(cfg config.Config, s Services, reply responder) func(http.Handler) http.Handler {
 	if cfg.RateLimitMaxRequests == 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
 	options := append(s.RateLimit.Options(),
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			s.Metrics.RateLimited()
-			writeError(w, r, errRateLimited)
+			reply.error(w, r, errRateLimited)
 		}),
-		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, err) }),
+		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) { reply.error(w, r, err) }),
+		// httprate's default names (X-RateLimit-Limit) are not canonical, which costs an
+		// allocation per header per request; the wire is case-insensitive, so nothing changes.
+		httprate.WithResponseHeaders(httprate.ResponseHeaders{Limit: "X-Ratelimit-Limit", Remaining: "X-Ratelimit-Remaining",
+			Reset: "X-Ratelimit-Reset", RetryAfter: "Retry-After", Increment: "X-Ratelimit-Increment"}),
 	)
 	return httprate.LimitBy(cfg.RateLimitMaxRequests, cfg.RateLimitWindow(),
 		func(r *http.Request) (string, error) { return chimw.GetClientIP(r.Context()), nil }, options...)
@@ -81,7 +84,7 @@ func rateLimit(cfg config.Config, s Services) func(http.Handler) http.Handler {
 
 // handleMethodNotAllowed answers 405 with the Allow header that chi only sets on its own
 // plain-text 405, found by asking the router which methods match the path.
-func handleMethodNotAllowed(router chi.Routes) http.HandlerFunc {
+func handleMethodNotAllowed(router chi.Routes, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
@@ -90,6 +93,6 @@ func handleMethodNotAllowed(router chi.Routes) http.HandlerFunc {
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		writeError(w, r, errMethodNotAllowed)
+		reply.error(w, r, errMethodNotAllowed)
 	}
 }

@@ -7,16 +7,16 @@ import (
 )
 
 // handleJoin issues a room-join token for an end user (the browser app).
-func handleJoin(issuer *token.Issuer) http.HandlerFunc {
+func handleJoin(issuer *token.Issuer, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[token.JoinRequest](w, r)
 		if err != nil {
-			writeError(w, r, err)
+			reply.error(w, r, err)
 			return
 		}
 		issued, err := issuer.Join(callerOf(r), req)
 		if err != nil {
-			writeError(w, r, err)
+			reply.error(w, r, err)
 			return
 		}
 		encode(w, http.StatusOK, issued)
@@ -24,16 +24,16 @@ func handleJoin(issuer *token.Issuer) http.HandlerFunc {
 }
 
 // handleAgent issues a token for a server-side participant such as the Media Bridge.
-func handleAgent(issuer *token.Issuer) http.HandlerFunc {
+func handleAgent(issuer *token.Issuer, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[token.AgentRequest](w, r)
 		if err != nil {
-			writeError(w, r, err)
+			reply.error(w, r, err)
 			return
 		}
 		issued, err := issuer.Agent(callerOf(r), req)
 		if err != nil {
-			writeError(w, r, err)
+			reply.error(w, r, err)
 			return
 		}
 		encode(w, http.StatusOK, issued)
@@ -41,16 +41,16 @@ func handleAgent(issuer *token.Issuer) http.HandlerFunc {
 }
 
 // handleVerify says whether a token is one LiveKit would accept, and what it grants.
-func handleVerify(issuer *token.Issuer) http.HandlerFunc {
+func handleVerify(issuer *token.Issuer, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[token.VerifyRequest](w, r)
 		if err != nil {
-			writeError(w, r, err)
+			reply.error(w, r, err)
 			return
 		}
 		verification, err := issuer.Verify(callerOf(r), req.Token)
 		if err != nil {
-			writeError(w, r, err)
+			reply.error(w, r, err)
 			return
 		}
 		encode(w, http.StatusOK, verification)

@@ -65,7 +65,7 @@ func (m *Metrics) ObserveRequest(route, method string, status int, elapsed time.
 	if m == nil {
 		return
 	}
-	code := strconv.Itoa(status)
+	code := statusLabel(status)
 	m.requests.WithLabelValues(route, method, code).Inc()
 	m.duration.WithLabelValues(route, method, code).Observe(elapsed.Seconds())
 }
@@ -103,4 +103,19 @@ func (m *Metrics) RateLimitFallback() {
 	if m != nil {
 		m.fallbacks.Inc()
 	}
+}
+
+// statusLabels holds every status as a string once, instead of formatting one per request.
+var statusLabels = func() (labels [600]string) {
+	for i := range labels {
+		labels[i] = strconv.Itoa(i)
+	}
+	return labels
+}()
+
+func statusLabel(status int) string {
+	if status >= 0 && status < len(statusLabels) {
+		return statusLabels[status]
+	}
+	return strconv.Itoa(status)
 }

@@ -13,33 +13,47 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// RequestIDHeader carries the request id both ways.
-const RequestIDHeader = "X-Request-ID"
+// RequestIDHeader carries the request id both ways. It is spelled in canonical form because
+// net/http allocates to canonicalise any other spelling on every Get and Set.
+const RequestIDHeader = "X-Request-Id"
+
+// Constant header values are shared slices assigned directly, since Header.Set allocates a new
+// one-element slice per call. Nothing appends to them (append would copy: len == cap).
+var (
+	nosniff = []string{"nosniff"}
+	noStore = []string{"no-store"}
+)
 
 // A caller's request id is kept only when it is short and plain, so that it cannot inject log
 // lines, header values or markup; otherwise a fresh one is made.
 var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// RequestID gives every request an id, echoes it in the reply and adds it to the request's
-// logger, so a caller's report can be matched to the log line.
+// RequestID gives every request an id and echoes it in the reply. Log lines read it back from the
+// reply's headers (RequestIDOf) rather than from a per-request logger in the context, which would
+// cost four allocations per request.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
 		if !saneRequestID.MatchString(id) {
 			id = rand.Text()
 		}
-		w.Header().Set(RequestIDHeader, id)
-		zerolog.Ctx(r.Context()).UpdateContext(func(c zerolog.Context) zerolog.Context {
-			return c.Str("request_id", id)
-		})
+		w.Header()[RequestIDHeader] = []string{id}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// RequestIDOf is the id RequestID gave the request that w answers.
+func RequestIDOf(w http.ResponseWriter) string {
+	if id := w.Header()[RequestIDHeader]; len(id) > 0 {
+		return id[0]
+	}
+	return ""
 }
 
 // NoSniff stops browsers from guessing a reply's type.
 func NoSniff(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header()["X-Content-Type-Options"] = nosniff
 		next.ServeHTTP(w, r)
 	})
 }
@@ -47,7 +61,7 @@ func NoSniff(next http.Handler) http.Handler {
 // NoStore keeps tokens out of every cache between the service and the caller.
 func NoStore(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		w.Header()["Cache-Control"] = noStore
 		next.ServeHTTP(w, r)
 	})
 }
@@ -56,15 +70,15 @@ func NoStore(next http.Handler) http.Handler {
 type Observer func(route, method string, status int, elapsed time.Duration)
 
 // AccessLog writes one line per request: method, route pattern (never the raw URL, which could
-// carry a token in its query), status, duration, client ip; the request id comes with the logger.
-// observe hears the same facts.
-func AccessLog(observe Observer) func(http.Handler) http.Handler {
+// carry a token in its query), status, duration, request id and client ip. observe hears the
+// same facts.
+func AccessLog(log zerolog.Logger, observe Observer) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		return accessLog(observe, next)
+		return accessLog(log, observe, next)
 	}
 }
 
-func accessLog(observe Observer, next http.Handler) http.Handler {
+func accessLog(log zerolog.Logger, observe Observer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
@@ -79,12 +93,14 @@ func accessLog(observe Observer, next http.Handler) http.Handler {
 			}
 			elapsed := time.Since(start)
 			observe(route, r.Method, status, elapsed)
-			zerolog.Ctx(r.Context()).Info().
+			var ip [64]byte // formatted in place: GetClientIP would allocate a string per line
+			log.Info().
+				Str("request_id", RequestIDOf(w)).
 				Str("method", r.Method).
 				Str("route", route).
 				Int("status", status).
 				Dur("duration", elapsed).
-				Str("client_ip", chimw.GetClientIP(r.Context())).
+				Bytes("client_ip", chimw.GetClientIPAddr(r.Context()).AppendTo(ip[:0])).
 				Msg("request")
 		}()
 		next.ServeHTTP(ww, r)
@@ -93,7 +109,7 @@ func accessLog(observe Observer, next http.Handler) http.Handler {
 
 // Recover turns a panic in a handler into reply (a JSON 500) and a log line, so that nothing a
 // caller sends can take the process down or see a stack trace.
-func Recover(reply http.HandlerFunc) func(http.Handler) http.Handler {
+func Recover(log zerolog.Logger, reply http.HandlerFunc) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			defer func() {
@@ -104,7 +120,8 @@ func Recover(reply http.HandlerFunc) func(http.Handler) http.Handler {
 				if v == http.ErrAbortHandler { // net/http's own way to abort a reply; let it through
 					panic(v)
 				}
-				zerolog.Ctx(r.Context()).Error().
+				log.Error().
+					Str("request_id", RequestIDOf(w)).
 					Interface("panic", v).
 					Bytes("stack", debug.Stack()).
 					Msg("handler panicked")

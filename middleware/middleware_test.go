@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
-	"github.com/rs/zerolog/hlog"
 
 	"github.com/token-service/token-service/middleware"
 )
@@ -18,7 +17,7 @@ func TestRecoverAnswersAndLogs(t *testing.T) {
 	reply := func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"internal"}`, http.StatusInternalServerError)
 	}
-	h := hlog.NewHandler(zerolog.New(&logs))(middleware.Recover(reply)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	h := middleware.RequestID(middleware.Recover(zerolog.New(&logs), reply)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("boom")
 	})))
 	rec := httptest.NewRecorder()
@@ -32,7 +31,7 @@ func TestRecoverAnswersAndLogs(t *testing.T) {
 }
 
 func TestRecoverLetsAbortThrough(t *testing.T) {
-	h := middleware.Recover(nil)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	h := middleware.Recover(zerolog.Nop(), nil)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
 	defer func() {
 		if recover() != http.ErrAbortHandler {
 			t.Error("http.ErrAbortHandler must reach net/http")

@@ -67,10 +67,10 @@ func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
 	}
 	// Set explicitly, because LiveKit reads an absent canPublish/canSubscribe as true and an
 	// absent canUpdateOwnMetadata as false; the token should not depend on those defaults.
-	video.SetCanPublish(valueOr(g.CanPublish, true))
-	video.SetCanSubscribe(valueOr(g.CanSubscribe, true))
-	video.SetCanPublishData(valueOr(g.CanPublishData, true))
-	video.SetCanUpdateOwnMetadata(valueOr(g.CanUpdateOwnMetadata, false))
+	video.CanPublish = flag(valueOr(g.CanPublish, true))
+	video.CanSubscribe = flag(valueOr(g.CanSubscribe, true))
+	video.CanPublishData = flag(valueOr(g.CanPublishData, true))
+	video.CanUpdateOwnMetadata = flag(valueOr(g.CanUpdateOwnMetadata, false))
 
 	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
 		SetIdentity(req.Identity).
@@ -78,7 +78,7 @@ func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
 		SetMetadata(req.Metadata).
 		SetValidFor(validFor).
 		SetVideoGrant(video)
-	return iss.sign(at, "participant", req.Identity, req.Room)
+	return iss.sign(at, validFor, "participant", req.Identity, req.Room)
 }
 
 // Agent issues a token for a server-side participant (kind agent) such as the Media Bridge: it
@@ -96,11 +96,8 @@ func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
 		return Issued{}, err
 	}
 	identity := AgentPrefix + req.AgentID
-	video := &auth.VideoGrant{RoomJoin: true, Room: req.Room}
-	video.SetCanPublish(true)
-	video.SetCanSubscribe(true)
-	video.SetCanPublishData(true)
-	video.SetCanUpdateOwnMetadata(true)
+	video := &auth.VideoGrant{RoomJoin: true, Room: req.Room,
+		CanPublish: flag(true), CanSubscribe: flag(true), CanPublishData: flag(true), CanUpdateOwnMetadata: flag(true)}
 
 	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
 		SetIdentity(identity).
@@ -109,15 +106,16 @@ func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
 		SetKind(livekit.ParticipantInfo_AGENT).
 		SetValidFor(validFor).
 		SetVideoGrant(video)
-	return iss.sign(at, "agent", identity, req.Room)
+	return iss.sign(at, validFor, "agent", identity, req.Room)
 }
 
-func (iss *Issuer) sign(at *auth.AccessToken, tokenType, identity, room string) (Issued, error) {
+func (iss *Issuer) sign(at *auth.AccessToken, validFor time.Duration, tokenType, identity, room string) (Issued, error) {
+	before := time.Now().Unix()
 	jwt, err := at.ToJWT()
 	if err != nil {
 		return Issued{}, fmt.Errorf("sign token: %w", err)
 	}
-	exp, err := expiry(jwt)
+	exp, err := expiresAt(jwt, before, time.Now().Unix(), validFor)
 	if err != nil {
 		return Issued{}, fmt.Errorf("read back token expiry: %w", err)
 	}
@@ -125,8 +123,18 @@ func (iss *Issuer) sign(at *auth.AccessToken, tokenType, identity, room string) 
 	return Issued{Token: jwt, WSURL: iss.WSURL, ExpiresAt: exp, Identity: identity, Room: room}, nil
 }
 
-// expiry reads exp back from a token just signed, because the protocol takes the time itself
-// inside ToJWT; computing it here could differ by the second that ticked in between.
+// expiresAt is the exp of a token signed between the Unix seconds before and after. ToJWT takes
+// the time itself and truncates exp to the second, so when no second ticked during signing exp is
+// before+validFor exactly; only when one did is exp read back from the token (which costs two
+// allocations, hence not always).
+func expiresAt(jwt string, before, after int64, validFor time.Duration) (int64, error) {
+	if before == after {
+		return before + int64(validFor/time.Second), nil
+	}
+	return expiry(jwt)
+}
+
+// expiry reads exp back from a signed token.
 func expiry(jwt string) (int64, error) {
 	_, rest, _ := strings.Cut(jwt, ".")
 	payload, _, _ := strings.Cut(rest, ".")
@@ -141,6 +149,17 @@ func expiry(jwt string) (int64, error) {
 		return 0, err
 	}
 	return claims.Exp, nil
+}
+
+// yes and no back every permission flag in the tokens we build: VideoGrant's setters allocate a
+// bool per call, and nothing writes through these pointers (ToJWT only reads them).
+var yes, no = true, false
+
+func flag(b bool) *bool {
+	if b {
+		return &yes
+	}
+	return &no
 }
 
 func valueOr(b *bool, fallback bool) bool {

@@ -232,3 +232,20 @@ func TestVerify(t *testing.T) {
 		t.Errorf("claims = %+v", got.Claims)
 	}
 }
+
+// Whether or not a second ticks while signing, expiresAt is the token's own exp.
+func TestExpiresAtAcrossASecond(t *testing.T) {
+	issued, err := newIssuer().Join(anyone, token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](90)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, _ := mustVerify(t, issued.Token)
+	exp := claims.ExpiresAt.Unix()
+	iat := claims.IssuedAt.Unix()
+	for _, tc := range []struct{ before, after int64 }{{iat, iat}, {iat, iat + 1}, {iat - 1, iat}} {
+		got, err := token.ExpiresAtForTest(issued.Token, tc.before, tc.after, 90*time.Second)
+		if err != nil || got != exp {
+			t.Errorf("before %d after %d: %d %v, want %d", tc.before-iat, tc.after-iat, got, err, exp)
+		}
+	}
+}

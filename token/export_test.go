@@ -1,0 +1,4 @@
+package token
+
+// ExpiresAtForTest lets the tests drive both paths of expiresAt.
+var ExpiresAtForTest = expiresAt
