@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ import (
 var version = "dev"
 
 func main() {
+	tuneGC(os.Getenv)
 	if len(os.Args) > 1 {
 		os.Exit(subcommand(os.Args[1], os.Environ()))
 	}
@@ -41,6 +43,19 @@ func main() {
 	}
 }
 
+// tuneGC trades memory the service has to spare for CPU: its live heap is a few MiB, so the
+// default GOGC=100 collects every few thousand requests. Collecting at 5x the live heap, but
+// before 24 MiB, cut CPU per request by a quarter under load while peak RSS stayed under 40 MiB
+// (docs/performance.md). GOGC or GOMEMLIMIT in the environment win.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(24 << 20)
+	}
+}
+
 // run is the whole service with its inputs passed in, so tests start exactly what ships. It
 // returns nil after a clean shutdown once ctx is cancelled.
 func run(ctx context.Context, environ []string, logOut io.Writer) error {
@@ -49,7 +64,9 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		return err
 	}
 	level, _ := zerolog.ParseLevel(cfg.LogLevel) // validated by Load
-	log := logging.New(logOut, level, !cfg.Production())
+	logSink := logging.NewBufferedWriter(logOut, 100*time.Millisecond)
+	defer logSink.Close()
+	log := logging.New(logSink, level, !cfg.Production())
 	for _, warning := range cfg.Warnings {
 		log.Warn().Msg(warning)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -34,4 +36,42 @@ func TestRedactsSensitiveKeysAndJWTs(t *testing.T) {
 			t.Errorf("console=%v: unexpected output:\n%s", console, got)
 		}
 	}
+}
+
+func TestBufferedWriterFlushesOnTimeAndClose(t *testing.T) {
+	var out lockedBuffer
+	w := logging.NewBufferedWriter(&out, 20*time.Millisecond)
+	log := logging.New(w, zerolog.InfoLevel, false)
+	log.Info().Msg("first")
+	if strings.Contains(out.String(), "first") {
+		t.Error("written at once: not buffered")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(out.String(), "first") {
+		if time.Now().After(deadline) {
+			t.Fatal("not flushed within 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	log.Info().Msg("last")
+	if err := w.Close(); err != nil || !strings.Contains(out.String(), "last") {
+		t.Errorf("Close did not flush: %v %q", err, out.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Loads token-service and the standard-library floor (bench/floor) with the same POST /token on
+# loopback and prints both and their ratios. Not part of the test command: it takes about a minute
+# and a half and wants a quiet machine. Flags go to bench/load, e.g. bench/load.sh -rounds 5.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+fi
+exec go run ./bench/load "$@"

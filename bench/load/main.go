@@ -1,0 +1,353 @@
+// Command load measures token-service against the standard-library floor (bench/floor) on
+// loopback with wrk: the same POST /token request, the same connections and duration, several
+// rounds, medians. It prints req/s, p50 and p99 latency, server CPU time per request, peak RSS
+// and non-2xx replies for each, then the service/floor ratios. It fails on any non-2xx reply or
+// a token that does not verify. Run it with bench/load.sh.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	apiKey     = "APIloadtest"
+	apiSecret  = "load-test-secret-0123456789abcdef-0123"
+	serviceKey = "load-test-service-key-0123456789abcdef"
+	origin     = "https://app.example.com"
+	joinBody   = `{"room":"standup","identity":"alice","name":"Alice","ttl_seconds":3600}`
+)
+
+type result struct {
+	rps, p50, p99, cpuPerReq float64 // req/s, ms, ms, µs
+	rssMiB                   float64
+	non2xx                   int
+}
+
+type server struct {
+	name string
+	url  string
+	cmd  *exec.Cmd
+}
+
+func main() {
+	rounds := flag.Int("rounds", 3, "rounds per target; medians are reported")
+	duration := flag.Duration("duration", 8*time.Second, "load time per round")
+	connections := flag.Int("connections", 64, "concurrent connections")
+	flag.Parse()
+	if err := run(*rounds, *duration, *connections); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rounds int, duration time.Duration, connections int) error {
+	dir, err := os.MkdirTemp("", "token-service-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for name, pkg := range map[string]string{"token-service": ".", "floor": "./bench/floor"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	common := []string{"HOST=127.0.0.1", "LIVEKIT_API_KEY=" + apiKey, "LIVEKIT_API_SECRET=" + apiSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}
+	svc, startup, err := start(dir, "token-service", append(common, "APP_ENV=production", "SERVICE_API_KEYS="+serviceKey,
+		"CORS_ORIGINS="+origin, "RATE_LIMIT_MAX_REQUESTS=1000000000", "LOG_LEVEL=info"))
+	if err != nil {
+		return err
+	}
+	defer stop(svc)
+	floor, _, err := start(dir, "floor", common)
+	if err != nil {
+		return err
+	}
+	defer stop(floor)
+
+	validToken, err := checkTokens(svc, floor)
+	if err != nil {
+		return err
+	}
+	joinScript := filepath.Join(dir, "join.lua")
+	verifyScript := filepath.Join(dir, "verify.lua")
+	if err := writeScript(joinScript, "/token", joinBody, ""); err != nil {
+		return err
+	}
+	if err := writeScript(verifyScript, "/token/verify", fmt.Sprintf(`{"token":%q}`, validToken), serviceKey); err != nil {
+		return err
+	}
+
+	targets := []struct {
+		name   string
+		srv    *server
+		script string
+	}{{"floor POST /token", floor, joinScript}, {"service POST /token", svc, joinScript}, {"service POST /token/verify", svc, verifyScript}}
+	results := map[string][]result{}
+	for round := 1; round <= rounds; round++ {
+		for _, t := range targets {
+			r, err := measure(t.srv, t.script, duration, connections)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			fmt.Printf("round %d  %-28s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f µs/req  rss %5.1f MiB  non-2xx %d\n",
+				round, t.name, r.rps, r.p50, r.p99, r.cpuPerReq, r.rssMiB, r.non2xx)
+			results[t.name] = append(results[t.name], r)
+		}
+	}
+
+	fmt.Printf("\nmedians of %d rounds, %d connections, %s each, on %d cores:\n", rounds, connections, duration, cores())
+	med := map[string]result{}
+	failed := false
+	for _, t := range targets {
+		m := median(results[t.name])
+		med[t.name] = m
+		fmt.Printf("  %-28s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f µs/req  peak rss %5.1f MiB  non-2xx %d\n",
+			t.name, m.rps, m.p50, m.p99, m.cpuPerReq, m.rssMiB, m.non2xx)
+		for _, r := range results[t.name] {
+			failed = failed || r.non2xx > 0
+		}
+	}
+	s, f, v := med["service POST /token"], med["floor POST /token"], med["service POST /token/verify"]
+	fmt.Printf("\nservice / floor (targets in brackets):\n")
+	check := func(label string, got float64, ok bool, target string) {
+		verdict := "met"
+		if !ok {
+			verdict = "MISSED"
+		}
+		fmt.Printf("  %-34s %6.2f  [%s] %s\n", label, got, target, verdict)
+	}
+	check("throughput", s.rps/f.rps, s.rps/f.rps >= 0.75, ">= 0.75")
+	check("cpu per request", s.cpuPerReq/f.cpuPerReq, s.cpuPerReq/f.cpuPerReq <= 1.35, "<= 1.35")
+	check("p99 latency", s.p99/f.p99, s.p99/f.p99 <= 1.5, "<= 1.5")
+	check("verify throughput / floor's /token", v.rps/f.rps, v.rps/f.rps >= 0.5, ">= 0.5")
+	check("peak rss of the service (MiB)", s.rssMiB, s.rssMiB <= 40, "<= 40")
+	check("start-up to 200 from /ready (ms)", float64(startup.Microseconds())/1000, startup < 100*time.Millisecond, "< 100")
+	if failed {
+		return fmt.Errorf("some replies were not 2xx")
+	}
+	return nil
+}
+
+// start runs a binary on a free loopback port and waits for 200 from /ready, timing it.
+func start(dir, name string, env []string) (*server, time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, 0, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	logFile, err := os.Create(filepath.Join(dir, name+".log")) // the access log goes to a file, as in production
+	if err != nil {
+		return nil, 0, err
+	}
+	cmd := exec.Command(filepath.Join(dir, name))
+	cmd.Env = append(env, "PORT="+strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	begin := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, 0, err
+	}
+	s := &server{name: name, url: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd}
+	client := &http.Client{Timeout: time.Second}
+	for time.Since(begin) < 10*time.Second {
+		if resp, err := client.Get(s.url + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, time.Since(begin), nil
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop(s)
+	return nil, 0, fmt.Errorf("%s did not become ready within 10 s", name)
+}
+
+func stop(s *server) {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+	}
+}
+
+// checkTokens gets a token from each server and has the service verify both: the floor must sign
+// what the service signs, or the comparison is meaningless.
+func checkTokens(svc, floor *server) (string, error) {
+	var serviceToken string
+	for _, s := range []*server{svc, floor} {
+		resp, err := http.Post(s.url+"/token", "application/json", strings.NewReader(joinBody))
+		if err != nil {
+			return "", err
+		}
+		var issued struct{ Token string }
+		err = json.NewDecoder(resp.Body).Decode(&issued)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("%s POST /token: %d %v", s.name, resp.StatusCode, err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, svc.url+"/token/verify", strings.NewReader(fmt.Sprintf(`{"token":%q}`, issued.Token)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+serviceKey)
+		vresp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		var verdict struct {
+			Valid    bool
+			Identity string
+		}
+		err = json.NewDecoder(vresp.Body).Decode(&verdict)
+		vresp.Body.Close()
+		if err != nil || !verdict.Valid || verdict.Identity != "alice" {
+			return "", fmt.Errorf("the token from %s does not verify: %+v %v", s.name, verdict, err)
+		}
+		if s == svc {
+			serviceToken = issued.Token
+		}
+	}
+	return serviceToken, nil
+}
+
+func writeScript(path, route, body, bearer string) error {
+	script := fmt.Sprintf("wrk.method = \"POST\"\nwrk.path = %q\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Origin\"] = %q\n",
+		route, body, origin)
+	if bearer != "" {
+		script += fmt.Sprintf("wrk.headers[\"Authorization\"] = %q\n", "Bearer "+bearer)
+	}
+	return os.WriteFile(path, []byte(script), 0o644)
+}
+
+var (
+	rpsLine     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	totalLine   = regexp.MustCompile(`(\d+) requests in`)
+	non2xxLine  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	percentLine = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)`)
+)
+
+func measure(s *server, script string, duration time.Duration, connections int) (result, error) {
+	before, err := cpuTicks(s.cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), duration+30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(connections), "-d"+duration.String(),
+		"--latency", "-s", script, s.url).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	after, err := cpuTicks(s.cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	var r result
+	r.rps = parseFloat(rpsLine, out)
+	total := parseFloat(totalLine, out)
+	r.non2xx = int(parseFloat(non2xxLine, out))
+	for _, m := range percentLine.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(m[2]), 64)
+		switch string(m[3]) {
+		case "us":
+			v /= 1000
+		case "s":
+			v *= 1000
+		}
+		if string(m[1]) == "50" {
+			r.p50 = v
+		} else {
+			r.p99 = v
+		}
+	}
+	if total == 0 {
+		return result{}, fmt.Errorf("wrk made no requests:\n%s", out)
+	}
+	r.cpuPerReq = float64(after-before) / float64(clockTicks()) / total * 1e6
+	r.rssMiB = peakRSS(s.cmd.Process.Pid)
+	return r, nil
+}
+
+func parseFloat(re *regexp.Regexp, out []byte) float64 {
+	m := re.FindSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// cpuTicks is the process's user+system CPU time in clock ticks (/proc/<pid>/stat, fields 14-15).
+func cpuTicks(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:])) // the name may hold spaces
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return utime + stime, nil
+}
+
+func clockTicks() int64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if v, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && perr == nil && v > 0 {
+		return v
+	}
+	return 100
+}
+
+// peakRSS is VmHWM, the most resident memory the process has had, in MiB.
+func peakRSS(pid int) float64 {
+	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func cores() int {
+	raw, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(raw), "processor\t:")
+}
+
+func median(rs []result) result {
+	pick := func(get func(result) float64) float64 {
+		vs := make([]float64, len(rs))
+		for i, r := range rs {
+			vs[i] = get(r)
+		}
+		slices.Sort(vs)
+		return vs[len(vs)/2]
+	}
+	m := result{
+		rps:       pick(func(r result) float64 { return r.rps }),
+		p50:       pick(func(r result) float64 { return r.p50 }),
+		p99:       pick(func(r result) float64 { return r.p99 }),
+		cpuPerReq: pick(func(r result) float64 { return r.cpuPerReq }),
+		rssMiB:    pick(func(r result) float64 { return r.rssMiB }),
+	}
+	for _, r := range rs {
+		m.non2xx += r.non2xx
+	}
+	return m
+}
