@@ -34,13 +34,15 @@ var (
 
 // netnsSetup runs as root inside a new network namespace before the tests: loopback up, and a
 // veth pair whose address exists only in there, because the pion client inside server-sdk-go
-// gathers no loopback candidate. Nothing in the namespace can reach any other network.
+// gathers no loopback candidate; the default route over it gives Chromium a "default interface"
+// for WebRTC. Both ends of the pair are in the namespace, so nothing can reach any other network.
 const netnsSetup = `set -e
 ip link set lo up
 ip link add veth-e2e0 type veth peer name veth-e2e1
 ip addr add 198.18.0.1/32 dev veth-e2e0
 ip link set veth-e2e0 up
 ip link set veth-e2e1 up
+ip route add default dev veth-e2e0
 exec "$0" "$@"`
 
 func TestMain(m *testing.M) {
