@@ -81,16 +81,21 @@ func TestReplicasShareRateLimitsOnRedis(t *testing.T) {
 	waitBackend(t, "redis", a, b)
 	sharedLimit(t, a, b, "203.0.113.1")
 
-	// Kill Redis while both replicas serve: no request is lost and none is a 5xx.
+	// Kill Redis while both replicas serve: no request is lost and none is a 5xx. The traffic runs
+	// until the outage has been seen (and for at most 20 s), since a replica only notices a dead
+	// Redis when a request needs it.
 	statuses := map[int]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	stopTraffic := sync.OnceFunc(func() { close(stop) })
+	time.AfterFunc(20*time.Second, stopTraffic)
+	t.Cleanup(func() { stopTraffic(); wg.Wait() })
 	for _, replica := range []*service{a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 400; i++ {
+			for {
 				select {
 				case <-stop:
 					return
@@ -107,7 +112,7 @@ func TestReplicasShareRateLimitsOnRedis(t *testing.T) {
 	redis.Stop()
 	waitBackend(t, "memory-fallback", a, b)
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
+	stopTraffic()
 	wg.Wait()
 	for status, n := range statuses {
 		if status != 200 && status != 429 {
