@@ -50,6 +50,9 @@ type Config struct {
 	APIKey    string `env:"LIVEKIT_API_KEY"`
 	APISecret Secret `env:"LIVEKIT_API_SECRET"`
 	WSURL     string `env:"LIVEKIT_WS_URL"`
+	// Further "key: secret" pairs (livekit-server's format, newline or comma separated) that
+	// /token/verify accepts during a key rotation.
+	LiveKitKeys Secret `env:"LIVEKIT_KEYS"`
 
 	DefaultTTLSeconds int `env:"DEFAULT_TOKEN_TTL_SECONDS" envDefault:"3600"`
 	MaxTTLSeconds     int `env:"MAX_TOKEN_TTL_SECONDS" envDefault:"86400"`
@@ -203,6 +206,9 @@ func (c *Config) validate() []string {
 	}
 	check(c.ShutdownDelaySeconds >= 0, "SHUTDOWN_DELAY_SECONDS", "must be 0 or more")
 	check(c.ShutdownTimeoutSeconds >= 1, "SHUTDOWN_TIMEOUT_SECONDS", "must be at least 1")
+	if _, err := c.parseLiveKitKeys(); err != nil {
+		p = append(p, "LIVEKIT_KEYS: "+err.Error())
+	}
 	check(c.MetricsPort >= 0 && c.MetricsPort <= 65535 && c.MetricsPort != c.Port, "METRICS_PORT",
 		"must be 0 (serve /metrics on PORT) or another port from 1 to 65535")
 	if c.RedisURL != "" {
@@ -366,6 +372,28 @@ func (c Config) MetricsAddr() string {
 		return ""
 	}
 	return net.JoinHostPort(c.Host, strconv.Itoa(c.MetricsPort))
+}
+
+// VerifyOnlyKeys is LIVEKIT_KEYS as a map from API key to secret.
+func (c Config) VerifyOnlyKeys() map[string]string {
+	keys, _ := c.parseLiveKitKeys() // validated by Load
+	return keys
+}
+
+func (c *Config) parseLiveKitKeys() (map[string]string, error) {
+	keys := map[string]string{}
+	for _, entry := range splitList(strings.ReplaceAll(c.LiveKitKeys.Reveal(), "\n", ",")) {
+		key, secret, ok := strings.Cut(entry, ":")
+		key, secret = strings.TrimSpace(key), strings.TrimSpace(secret)
+		if !ok || key == "" || secret == "" {
+			return nil, errors.New(`each entry must be "key: secret", separated by commas or newlines`)
+		}
+		if c.AppEnv == Production && len(secret) < minProductionSecretLen {
+			return nil, errors.New("each secret must be at least " + strconv.Itoa(minProductionSecretLen) + " characters in production")
+		}
+		keys[key] = secret
+	}
+	return keys, nil
 }
 
 // ServiceKeys is SERVICE_API_KEYS as a list; empty means no backend caller is recognised.

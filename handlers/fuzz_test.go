@@ -19,15 +19,16 @@ func FuzzTokenRoutes(f *testing.F) {
 		`{"room":"r","identity":"a","identity":"b"}`,
 		`{"grants":{"canpublish":true}}`,
 		`[`, `null`, `{"ttl_seconds":1e999}`, "{\"room\":\"\xff\"}",
+		`{"room_name":"r","participant_attributes":{"a":"b"},"room_config":{"agents":[{"agent_name":"x"}]}}`,
 	} {
-		for _, path := range []string{"/token", "/token/agent", "/token/verify"} {
+		for _, path := range []string{"/token", "/token/agent", "/token/verify", "/connection-details"} {
 			f.Add(path, seed)
 		}
 	}
 	router, _, _ := newRouter(f, "RATE_LIMIT_MAX_REQUESTS=0")
 	f.Fuzz(func(t *testing.T, path, body string) {
 		switch path {
-		case "/token", "/token/agent", "/token/verify":
+		case "/token", "/token/agent", "/token/verify", "/connection-details":
 		default:
 			path = "/token"
 		}

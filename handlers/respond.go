@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/middleware"
@@ -62,6 +65,29 @@ func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 		return v, decodeError(err)
 	}
 	return v, nil
+}
+
+// decodeProto reads one protobuf message in protojson (snake_case or camelCase names), under the
+// same content type and size rules as decode. Unknown fields are ignored, since LiveKit's SDKs may
+// send fields newer than our copy of the protocol.
+func decodeProto(w http.ResponseWriter, r *http.Request, msg proto.Message) error {
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return errMediaType
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return errTooLarge
+	case err != nil:
+		return badRequest("invalid_json", "request body could not be read", "")
+	case !jsontext.Value(body).IsValid():
+		return badRequest("invalid_json", "request body is not valid JSON", "")
+	}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, msg); err != nil {
+		return badRequest("invalid_request", "request body is not a valid "+string(msg.ProtoReflect().Descriptor().Name()), "")
+	}
+	return nil
 }
 
 func isJSON(contentType string) bool {

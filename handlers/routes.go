@@ -44,6 +44,7 @@ func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 		r.Post("/token", handleJoin(s.Issuer, reply))
 		r.Post("/token/agent", handleAgent(s.Issuer, reply))
 		r.Post("/token/verify", handleVerify(s.Issuer, reply))
+		r.Post("/connection-details", handleConnectionDetails(s.Issuer, reply))
 	})
 	return r
 }
@@ -61,7 +62,7 @@ func clientIP(trusted []string) []func(http.Handler) http.Handler {
 	return steps
 }
 
-// rateLimit limits the token routes per client IP (never health or readiness, which load
+// rateLimit limits the token routes (and /connection-details) per client IP (never health or readiness, which load
 // balancers poll). RATE_LIMIT_MAX_REQUESTS=0 turns it off.
 func rateLimit(cfg config.Config, s Services, reply responder) func(http.Handler) http.Handler {
 	if cfg.RateLimitMaxRequests == 0 {

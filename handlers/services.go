@@ -56,8 +56,9 @@ func NewServices(ctx context.Context, cfg config.Config, version string, log zer
 	issuer := token.NewIssuer(token.Settings{
 		APIKey: cfg.APIKey, APISecret: cfg.APISecret.Reveal(), WSURL: cfg.WSURL,
 		DefaultTTL: cfg.DefaultTTL(), MaxTTL: cfg.MaxTTL(),
-		Policy:   token.Policy{Production: cfg.Production(), ServiceKeys: len(cfg.ServiceKeys()) > 0, UserAuth: cfg.UserAuth()},
-		Recorder: m,
+		Policy:    token.Policy{Production: cfg.Production(), ServiceKeys: len(cfg.ServiceKeys()) > 0, UserAuth: cfg.UserAuth()},
+		Recorder:  m,
+		OtherKeys: cfg.VerifyOnlyKeys(),
 	})
 	return Services{Issuer: issuer, Auth: auth, Readiness: &Readiness{}, Metrics: m, RateLimit: limits}, nil
 }

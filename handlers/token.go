@@ -3,6 +3,8 @@ package handlers
 import (
 	"net/http"
 
+	"github.com/livekit/protocol/livekit"
+
 	"github.com/token-service/token-service/token"
 )
 
@@ -54,5 +56,23 @@ func handleVerify(issuer *token.Issuer, reply responder) http.HandlerFunc {
 			return
 		}
 		encode(w, http.StatusOK, verification)
+	}
+}
+
+// handleConnectionDetails is LiveKit's TokenSource endpoint: what the client SDKs'
+// TokenSource.endpoint() calls to get a server URL and a participant token.
+func handleConnectionDetails(issuer *token.Issuer, reply responder) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req livekit.TokenSourceRequest
+		if err := decodeProto(w, r, &req); err != nil {
+			reply.error(w, r, err)
+			return
+		}
+		details, err := issuer.ConnectionDetails(callerOf(r), &req)
+		if err != nil {
+			reply.error(w, r, err)
+			return
+		}
+		encode(w, http.StatusOK, details)
 	}
 }

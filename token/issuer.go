@@ -19,6 +19,9 @@ type Settings struct {
 	MaxTTL            time.Duration // the most a request may ask for
 	Policy            Policy
 	Recorder          Recorder // hears what was issued and verified; nil hears nothing
+	// OtherKeys are further key: secret pairs that /token/verify accepts (LIVEKIT_KEYS), so that
+	// tokens signed before a key rotation still verify; signing always uses APIKey.
+	OtherKeys map[string]string
 }
 
 // Recorder hears what the issuer does, for metrics.
@@ -48,15 +51,26 @@ func NewIssuer(s Settings) *Issuer {
 
 // Join issues a token for a participant to join one room with the requested permissions.
 func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
-	if err := iss.Policy.authorizeJoin(c, &req); err != nil {
+	roomConfig, err := parseRoomConfig(req.RoomConfig)
+	if err != nil {
 		return Issued{}, err
 	}
+	issued, _, err := iss.join(c, req, roomConfig, "participant")
+	return issued, err
+}
+
+// join applies the policy and the rules to a join and signs it; it also returns the participant
+// name the token carries, which the policy may have filled in.
+func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfiguration, tokenType string) (Issued, string, error) {
+	if err := iss.Policy.authorizeJoin(c, &req, roomConfig); err != nil {
+		return Issued{}, "", err
+	}
 	if err := req.validate(); err != nil {
-		return Issued{}, err
+		return Issued{}, "", err
 	}
 	validFor, err := ttl(req.TTLSeconds, iss.DefaultTTL, iss.MaxTTL)
 	if err != nil {
-		return Issued{}, err
+		return Issued{}, "", err
 	}
 	g := req.Grants
 	video := &auth.VideoGrant{
@@ -71,6 +85,10 @@ func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
 	video.CanSubscribe = flag(valueOr(g.CanSubscribe, true))
 	video.CanPublishData = flag(valueOr(g.CanPublishData, true))
 	video.CanUpdateOwnMetadata = flag(valueOr(g.CanUpdateOwnMetadata, false))
+	if g.CanSubscribeMetrics != nil {
+		video.CanSubscribeMetrics = flag(*g.CanSubscribeMetrics)
+	}
+	video.CanPublishSources = g.CanPublishSources
 
 	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
 		SetIdentity(req.Identity).
@@ -78,7 +96,14 @@ func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
 		SetMetadata(req.Metadata).
 		SetValidFor(validFor).
 		SetVideoGrant(video)
-	return iss.sign(at, validFor, "participant", req.Identity, req.Room)
+	if len(req.Attributes) > 0 {
+		at.SetAttributes(req.Attributes)
+	}
+	if roomConfig != nil {
+		at.SetRoomConfig(roomConfig)
+	}
+	issued, err := iss.sign(at, validFor, tokenType, req.Identity, req.Room)
+	return issued, req.Name, err
 }
 
 // Agent issues a token for a server-side participant (kind agent) such as the Media Bridge: it
@@ -96,16 +121,23 @@ func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
 		return Issued{}, err
 	}
 	identity := AgentPrefix + req.AgentID
-	video := &auth.VideoGrant{RoomJoin: true, Room: req.Room,
+	video := &auth.VideoGrant{RoomJoin: true, Room: req.Room, Agent: req.Worker,
 		CanPublish: flag(true), CanSubscribe: flag(true), CanPublishData: flag(true), CanUpdateOwnMetadata: flag(true)}
+	kind := livekit.ParticipantInfo_AGENT
+	if req.Kind == "bridge" {
+		kind = livekit.ParticipantInfo_BRIDGE
+	}
 
 	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
 		SetIdentity(identity).
 		SetName(req.Name).
 		SetMetadata(req.Metadata).
-		SetKind(livekit.ParticipantInfo_AGENT).
+		SetKind(kind).
 		SetValidFor(validFor).
 		SetVideoGrant(video)
+	if len(req.Attributes) > 0 {
+		at.SetAttributes(req.Attributes)
+	}
 	return iss.sign(at, validFor, "agent", identity, req.Room)
 }
 

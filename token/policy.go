@@ -3,6 +3,8 @@ package token
 import (
 	"errors"
 	"slices"
+
+	"github.com/livekit/protocol/livekit"
 )
 
 // Caller is who asks for a token, as the service established it from the request's credentials.
@@ -63,7 +65,7 @@ func (p Policy) AdmitParticipant(c Caller) error {
 
 // authorizeJoin applies what the caller may ask for to a join request: a user's identity and
 // name come from the identity provider, and privileged grants need a service key.
-func (p Policy) authorizeJoin(c Caller, req *JoinRequest) error {
+func (p Policy) authorizeJoin(c Caller, req *JoinRequest, roomConfig *livekit.RoomConfiguration) error {
 	if err := p.AdmitParticipant(c); err != nil {
 		return err
 	}
@@ -89,9 +91,14 @@ func (p Policy) authorizeJoin(c Caller, req *JoinRequest) error {
 	if p.Production || p.ServiceKeys || c.User != nil {
 		for _, g := range []struct {
 			field     string
-			requested *bool
-		}{{"grants.hidden", req.Grants.Hidden}, {"grants.agent", req.Grants.Agent}} {
-			if valueOr(g.requested, false) {
+			requested bool
+		}{
+			{"grants.hidden", valueOr(req.Grants.Hidden, false)},
+			{"grants.agent", valueOr(req.Grants.Agent, false)},
+			// Recording a room is a backend decision too (and an operator's storage bill).
+			{"room_config.egress", roomConfig.GetEgress() != nil},
+		} {
+			if g.requested {
 				return &Forbidden{Field: g.field, Reason: g.field + " needs a service API key"}
 			}
 		}

@@ -3,6 +3,8 @@
 // verified by livekit/protocol, never by hand). It knows nothing of HTTP, the environment or logs.
 package token
 
+import "github.com/go-json-experiment/json/jsontext"
+
 // Grants are the participant permissions a caller may ask for on POST /token. A nil field was not
 // sent and takes its default; every one of them is still written into the token explicitly.
 type Grants struct {
@@ -12,26 +14,39 @@ type Grants struct {
 	CanUpdateOwnMetadata *bool `json:"canUpdateOwnMetadata"`
 	Hidden               *bool `json:"hidden"`
 	Agent                *bool `json:"agent"`
+	// Only these sources may be published when set (camera, microphone, screen_share,
+	// screen_share_audio); LiveKit then ignores canPublish for the rest.
+	CanPublishSources   []string `json:"canPublishSources"`
+	CanSubscribeMetrics *bool    `json:"canSubscribeMetrics"`
 }
 
 // JoinRequest is the body of POST /token: a participant joining one room.
 type JoinRequest struct {
-	Room       string `json:"room"`
-	Identity   string `json:"identity"`
-	TTLSeconds *int64 `json:"ttl_seconds"`
-	Name       string `json:"name"`
-	Metadata   string `json:"metadata"`
-	Grants     Grants `json:"grants"`
+	Room       string            `json:"room"`
+	Identity   string            `json:"identity"`
+	TTLSeconds *int64            `json:"ttl_seconds"`
+	Name       string            `json:"name"`
+	Metadata   string            `json:"metadata"`
+	Attributes map[string]string `json:"attributes"`
+	Grants     Grants            `json:"grants"`
+	// LiveKit's RoomConfiguration in protojson, for the room this join creates: agent dispatch,
+	// empty_timeout, max_participants, ...
+	RoomConfig jsontext.Value `json:"room_config"`
 }
 
 // AgentRequest is the body of POST /token/agent: a server-side participant such as the Media
 // Bridge, whose identity is derived from AgentID.
 type AgentRequest struct {
-	Room       string `json:"room"`
-	AgentID    string `json:"agent_id"`
-	TTLSeconds *int64 `json:"ttl_seconds"`
-	Name       string `json:"name"`
-	Metadata   string `json:"metadata"`
+	Room       string            `json:"room"`
+	AgentID    string            `json:"agent_id"`
+	TTLSeconds *int64            `json:"ttl_seconds"`
+	Name       string            `json:"name"`
+	Metadata   string            `json:"metadata"`
+	Attributes map[string]string `json:"attributes"`
+	// "agent" (default) or "bridge": a bridge counts as a real participant in LiveKit.
+	Kind string `json:"kind"`
+	// Worker adds the video.agent flag, for agent workers that register with LiveKit.
+	Worker bool `json:"worker"`
 }
 
 // VerifyRequest is the body of POST /token/verify.

@@ -97,7 +97,13 @@ func (r *JoinRequest) validate() error {
 	if err := checkName("name", r.Name, false); err != nil {
 		return err
 	}
-	return checkMetadata(r.Metadata)
+	if err := checkMetadata(r.Metadata); err != nil {
+		return err
+	}
+	if err := checkAttributes(r.Attributes); err != nil {
+		return err
+	}
+	return checkPublishSources(r.Grants.CanPublishSources)
 }
 
 func (r *AgentRequest) validate() error {
@@ -110,5 +116,11 @@ func (r *AgentRequest) validate() error {
 	if err := checkName("name", r.Name, false); err != nil {
 		return err
 	}
-	return checkMetadata(r.Metadata)
+	if err := checkMetadata(r.Metadata); err != nil {
+		return err
+	}
+	if r.Kind != "" && r.Kind != "agent" && r.Kind != "bridge" {
+		return invalidf("kind", "must be agent or bridge")
+	}
+	return checkAttributes(r.Attributes)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/livekit/protocol/auth"
 )
@@ -33,15 +34,17 @@ type Refusal struct {
 
 // Claims is what a valid token grants.
 type Claims struct {
-	Identity  string           `json:"identity"`
-	Name      string           `json:"name"`
-	Room      string           `json:"room"`
-	Kind      string           `json:"kind"`
-	Metadata  string           `json:"metadata"`
-	IssuedAt  int64            `json:"issuedAt"`
-	NotBefore int64            `json:"notBefore"`
-	ExpiresAt int64            `json:"expiresAt"`
-	Grants    *auth.VideoGrant `json:"grants"`
+	Identity   string            `json:"identity"`
+	Name       string            `json:"name"`
+	Room       string            `json:"room"`
+	Kind       string            `json:"kind"`
+	Metadata   string            `json:"metadata"`
+	Attributes map[string]string `json:"attributes"`
+	RoomConfig jsontext.Value    `json:"room_config,omitzero"`
+	IssuedAt   int64             `json:"issuedAt"`
+	NotBefore  int64             `json:"notBefore"`
+	ExpiresAt  int64             `json:"expiresAt"`
+	Grants     *auth.VideoGrant  `json:"grants"`
 }
 
 // Verify checks a token the way LiveKit does (HS256 only, a known key, exp required, a minute of
@@ -69,10 +72,11 @@ func (iss *Issuer) verify(raw string) Verification {
 	}
 	// livekit/protocol's Verify accepts whatever iss the token names (even none) as long as the
 	// secret matches, so the key is checked here.
-	if parsed.APIKey() == "" || parsed.APIKey() != iss.APIKey {
+	secret, known := iss.secretFor(parsed.APIKey())
+	if !known {
 		return refuse(ReasonUnknownKey, "token was not issued with an API key this service knows")
 	}
-	registered, grants, err := parsed.Verify(iss.APISecret)
+	registered, grants, err := parsed.Verify(secret)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -89,6 +93,17 @@ func (iss *Issuer) verify(raw string) Verification {
 	return Verification{Valid: true, Claims: claimsOf(registered, grants)}
 }
 
+func (iss *Issuer) secretFor(apiKey string) (string, bool) {
+	if apiKey == "" {
+		return "", false
+	}
+	if apiKey == iss.APIKey {
+		return iss.APISecret, true
+	}
+	secret, ok := iss.OtherKeys[apiKey]
+	return secret, ok
+}
+
 func refuse(reason, message string) Verification {
 	return Verification{Refusal: &Refusal{Reason: reason, Message: message}}
 }
@@ -99,15 +114,17 @@ func claimsOf(registered *jwt.RegisteredClaims, grants *auth.ClaimGrants) *Claim
 		video = &auth.VideoGrant{}
 	}
 	return &Claims{
-		Identity:  grants.Identity,
-		Name:      grants.Name,
-		Room:      video.Room,
-		Kind:      strings.ToLower(grants.GetParticipantKind().String()), // "standard", "agent", ...
-		Metadata:  grants.Metadata,
-		IssuedAt:  unix(registered.IssuedAt),
-		NotBefore: unix(registered.NotBefore),
-		ExpiresAt: unix(registered.ExpiresAt),
-		Grants:    video,
+		Identity:   grants.Identity,
+		Name:       grants.Name,
+		Room:       video.Room,
+		Kind:       strings.ToLower(grants.GetParticipantKind().String()), // "standard", "agent", ...
+		Metadata:   grants.Metadata,
+		Attributes: grants.Attributes,
+		RoomConfig: roomConfigJSON(grants.GetRoomConfiguration()),
+		IssuedAt:   unix(registered.IssuedAt),
+		NotBefore:  unix(registered.NotBefore),
+		ExpiresAt:  unix(registered.ExpiresAt),
+		Grants:     video,
 	}
 }
 
