@@ -101,6 +101,12 @@ func TestSPAInRealBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("joins through livekit-client's TokenSource.endpoint()", func(t *testing.T) {
+		room := uniqueRoom(t)
+		openPage(t, page, url.Values{"tokenUrl": {allowed.URL}, "source": {"endpoint"}, "room": {room}, "identity": {"browser-ts"}, "publish": {"1"}}, "published", nil)
+		participant(t, room, "browser-ts", func(p *livekit.ParticipantInfo) bool { return len(p.Tracks) == 1 })
+	})
+
 	t.Run("CORS blocks another origin", func(t *testing.T) {
 		outcome := openPage(t, page, url.Values{"tokenUrl": {elsewhere.URL}, "room": {uniqueRoom(t)}, "identity": {"blocked"}},
 			"error", regexp.MustCompile(`CORS policy|ERR_FAILED`))

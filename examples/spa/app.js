@@ -1,10 +1,11 @@
 // The whole browser path: fetch a join token from token-service (cross-origin), connect to
 // LiveKit with it, optionally publish the microphone, and say what happens in plain words.
 // Query parameters fill the form and ?autojoin=1 submits it: tokenUrl, livekitUrl, room,
-// identity, publish (1/0), canPublish (true/false, sent as a grant).
+// identity, source (token, or endpoint for LiveKit's TokenSource), publish (1/0), canPublish
+// (true/false, sent as a grant on /token).
 'use strict';
 
-const { Room, RoomEvent } = LivekitClient;
+const { Room, RoomEvent, TokenSource } = LivekitClient;
 const form = document.getElementById('join');
 const leaveButton = document.getElementById('leave');
 const stateEl = document.getElementById('state');
@@ -13,7 +14,7 @@ const participantsEl = document.getElementById('participants');
 const params = new URLSearchParams(location.search);
 let room;
 
-for (const name of ['tokenUrl', 'livekitUrl', 'room', 'identity']) {
+for (const name of ['tokenUrl', 'livekitUrl', 'room', 'identity', 'source']) {
   if (params.has(name)) form.elements[name].value = params.get(name);
 }
 if (params.has('publish')) form.elements.publish.checked = params.get('publish') === '1';
@@ -62,6 +63,20 @@ async function fetchToken(tokenUrl, body) {
   return reply;
 }
 
+// fetchConnectionDetails asks /connection-details exactly as LiveKit's SDKs do: the SDK's own
+// TokenSource.endpoint() builds the request and parses the reply.
+async function fetchConnectionDetails(tokenUrl, room, identity) {
+  const source = TokenSource.endpoint(tokenUrl.replace(/\/$/, '') + '/connection-details');
+  let details;
+  try {
+    details = await source.fetch({ roomName: room, participantIdentity: identity, participantName: identity });
+  } catch (e) {
+    throw new Error(`Could not get connection details from ${tokenUrl}: ${e.message} ` +
+      `(is this page's origin, ${location.origin}, in its CORS_ORIGINS?)`);
+  }
+  return { token: details.participantToken, wsUrl: details.serverUrl };
+}
+
 async function join() {
   errorEl.classList.add('hidden');
   const f = form.elements;
@@ -70,7 +85,9 @@ async function join() {
   setState('fetching', 'asking token-service for a token…');
   let issued;
   try {
-    issued = await fetchToken(f.tokenUrl.value, request);
+    issued = f.source.value === 'endpoint'
+      ? await fetchConnectionDetails(f.tokenUrl.value, request.room, request.identity)
+      : await fetchToken(f.tokenUrl.value, request);
   } catch (e) {
     setState('error', 'not connected');
     showError(e.message);
