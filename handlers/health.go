@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/token-service/token-service/api"
 	"github.com/token-service/token-service/ratelimit"
 )
 
@@ -48,5 +49,15 @@ func handleReady(readiness *Readiness, limits *ratelimit.Backend) http.HandlerFu
 		}
 		reply.RateLimitBackend = limits.State()
 		encode(w, code, reply)
+	}
+}
+
+var yamlContentType = []string{"application/yaml"}
+
+// handleOpenAPI serves the contract.
+func handleOpenAPI() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = yamlContentType
+		_, _ = w.Write(api.OpenAPI)
 	}
 }

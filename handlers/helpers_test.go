@@ -112,11 +112,13 @@ func (s *testServer) do(t *testing.T, method, path, body string, headers ...stri
 		t.Fatal(err)
 	}
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if len(raw) > 0 {
+	if len(raw) > 0 && resp.Header.Get("Content-Type") == "application/json" {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			t.Fatalf("%s %s: reply is not a JSON object: %q", method, path, raw)
 		}
 	}
+	// Every exchange of every handler test is held to the documented contract.
+	checkContract(t, method, s.URL+path, req.Header.Get("Content-Type"), body, r)
 	return r
 }
 

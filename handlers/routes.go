@@ -34,6 +34,7 @@ func NewRouter(cfg config.Config, s Services, log zerolog.Logger) http.Handler {
 
 	r.Get("/health", handleHealth())
 	r.Get("/ready", handleReady(s.Readiness, s.RateLimit))
+	r.Get("/openapi.yaml", handleOpenAPI())
 	if cfg.MetricsAddr() == "" { // else main serves it on a listener of its own
 		r.Method(http.MethodGet, "/metrics", s.Metrics.Handler())
 	}
