@@ -13,11 +13,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/logging/logtest"
 )
 
 // TestMain lets a test run the real main in a child process, to see its exit status.
@@ -41,32 +41,15 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startRun runs the service as main would, on 127.0.0.1, and waits for /health.
-func startRun(t *testing.T, env ...string) (base string, cancel context.CancelFunc, done <-chan error, logs *lockedBuffer) {
+func startRun(t *testing.T, env ...string) (base string, cancel context.CancelFunc, done <-chan error, logs *logtest.Buffer) {
 	t.Helper()
 	port := freePort(t)
 	environ := append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
 		"LIVEKIT_API_KEY=mainkey", "LIVEKIT_API_SECRET=" + testSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}, env...)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	logs = &lockedBuffer{}
+	logs = &logtest.Buffer{}
 	go func() { errc <- run(ctx, environ, logs) }()
 	base = "http://127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(5 * time.Second)

@@ -13,37 +13,20 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
+
+	"github.com/token-service/token-service/logging/logtest"
 )
 
 // service is a running token-service binary.
 type service struct {
 	URL  string
-	logs *lockedBuffer
-}
-
-// lockedBuffer collects a child process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *logtest.Buffer
 }
 
 // startService runs the real binary in production mode against the shared LiveKit server, with
@@ -60,7 +43,7 @@ func startService(t *testing.T, env ...string) *service {
 	cmd.Env = append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
 		"LIVEKIT_API_KEY=" + lkKey, "LIVEKIT_API_SECRET=" + lkSecret, "LIVEKIT_WS_URL=" + lk.URL,
 		"SERVICE_API_KEYS=" + serviceKey}, env...)
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start token-service: %v", err)

@@ -1,13 +1,11 @@
 package handlers_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -15,6 +13,7 @@ import (
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
 	"github.com/token-service/token-service/logging"
+	"github.com/token-service/token-service/logging/logtest"
 )
 
 const (
@@ -23,27 +22,9 @@ const (
 	testWSURL  = "wss://lk.example.com"
 )
 
-// syncBuffer is a log sink that the server's goroutines and the test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testServer struct {
 	*httptest.Server
-	log       *syncBuffer
+	log       *logtest.Buffer
 	readiness *handlers.Readiness
 }
 
@@ -58,7 +39,7 @@ func newServer(t *testing.T, env ...string) *testServer {
 }
 
 // newRouter is the real router with a test configuration, for callers that need no socket.
-func newRouter(t testing.TB, env ...string) (http.Handler, *syncBuffer, *handlers.Readiness) {
+func newRouter(t testing.TB, env ...string) (http.Handler, *logtest.Buffer, *handlers.Readiness) {
 	t.Helper()
 	environ := append([]string{"APP_ENV=test", "LIVEKIT_API_KEY=" + testKey, "LIVEKIT_API_SECRET=" + testSecret,
 		"LIVEKIT_WS_URL=" + testWSURL, "LOG_LEVEL=debug"}, env...)
@@ -66,7 +47,7 @@ func newRouter(t testing.TB, env ...string) (http.Handler, *syncBuffer, *handler
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := logging.New(logs, zerolog.DebugLevel, false)
 	services, err := handlers.NewServices(t.Context(), cfg, "test", log)
 	if err != nil {

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/logging"
+	"github.com/token-service/token-service/logging/logtest"
 )
 
 const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
@@ -39,7 +39,7 @@ func TestRedactsSensitiveKeysAndJWTs(t *testing.T) {
 }
 
 func TestBufferedWriterFlushesOnTimeAndClose(t *testing.T) {
-	var out lockedBuffer
+	var out logtest.Buffer
 	w := logging.NewBufferedWriter(&out, 20*time.Millisecond)
 	log := logging.New(w, zerolog.InfoLevel, false)
 	log.Info().Msg("first")
@@ -57,21 +57,4 @@ func TestBufferedWriterFlushesOnTimeAndClose(t *testing.T) {
 	if err := w.Close(); err != nil || !strings.Contains(out.String(), "last") {
 		t.Errorf("Close did not flush: %v %q", err, out.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
