@@ -48,14 +48,21 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per target; medians are reported")
 	duration := flag.Duration("duration", 8*time.Second, "load time per round")
 	connections := flag.Int("connections", 64, "concurrent connections")
+	var extraEnv envFlags
+	flag.Var(&extraEnv, "env", "KEY=VALUE added to the service's environment, to see what a setting costs (repeatable)")
 	flag.Parse()
-	if err := run(*rounds, *duration, *connections); err != nil {
+	if err := run(*rounds, *duration, *connections, extraEnv); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds int, duration time.Duration, connections int) error {
+type envFlags []string
+
+func (e *envFlags) String() string      { return strings.Join(*e, " ") }
+func (e *envFlags) Set(kv string) error { *e = append(*e, kv); return nil }
+
+func run(rounds int, duration time.Duration, connections int, extraEnv []string) error {
 	dir, err := os.MkdirTemp("", "token-service-load-")
 	if err != nil {
 		return err
@@ -67,8 +74,8 @@ func run(rounds int, duration time.Duration, connections int) error {
 		}
 	}
 	common := []string{"HOST=127.0.0.1", "LIVEKIT_API_KEY=" + apiKey, "LIVEKIT_API_SECRET=" + apiSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}
-	svc, startup, err := start(dir, "token-service", append(common, "APP_ENV=production", "SERVICE_API_KEYS="+serviceKey,
-		"CORS_ORIGINS="+origin, "RATE_LIMIT_MAX_REQUESTS=1000000000", "LOG_LEVEL=info"))
+	svc, startup, err := start(dir, "token-service", append(append(common, "APP_ENV=production", "SERVICE_API_KEYS="+serviceKey,
+		"CORS_ORIGINS="+origin, "RATE_LIMIT_MAX_REQUESTS=1000000000", "LOG_LEVEL=info"), extraEnv...))
 	if err != nil {
 		return err
 	}
