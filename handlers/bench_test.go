@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/httprate"
 	"github.com/livekit/protocol/auth"
 	"github.com/rs/zerolog"
 
@@ -140,6 +141,23 @@ func BenchmarkLibrary(b *testing.B) {
 			if _, _, err := v.Verify(testSecret); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// BenchmarkRateLimiter is go-chi/httprate alone, as the router configures it, for one client:
+// what rate limiting costs per request (docs/performance.md). -cpu 1,2 shows the contention on
+// its single mutex.
+func BenchmarkRateLimiter(b *testing.B) {
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	limited := httprate.LimitBy(1_000_000_000, time.Minute, func(*http.Request) (string, error) { return "127.0.0.1", nil })(ok)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodPost, "/token", nil)
+		w := &nullWriter{header: http.Header{}}
+		for pb.Next() {
+			clear(w.header)
+			limited.ServeHTTP(w, req)
 		}
 	})
 }
