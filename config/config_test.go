@@ -167,3 +167,28 @@ func TestServiceKeysAndUserAuth(t *testing.T) {
 		}
 	}
 }
+
+func TestOperatorVariables(t *testing.T) {
+	cfg, err := config.Load([]string{"METRICS_PORT=9090", "REDIS_URL=rediss://:pw-123@redis:6380/1",
+		"LIVEKIT_KEYS=APIold: old-secret\nAPIolder: older-secret"})
+	if err != nil || cfg.MetricsAddr() != ":9090" || cfg.RedisURL.Reveal() != "rediss://:pw-123@redis:6380/1" ||
+		fmt.Sprint(cfg.VerifyOnlyKeys()) != "map[APIold:old-secret APIolder:older-secret]" {
+		t.Fatalf("cfg %v %v err %v", cfg.MetricsAddr(), cfg.VerifyOnlyKeys(), err)
+	}
+	for _, tc := range []struct {
+		env      []string
+		variable string
+		mustHide string
+	}{
+		{[]string{"METRICS_PORT=3001"}, "METRICS_PORT", ""},
+		{[]string{"METRICS_PORT=70000"}, "METRICS_PORT", ""},
+		{[]string{"REDIS_URL=http://user:hunter2@redis"}, "REDIS_URL", "hunter2"},
+		{[]string{"LIVEKIT_KEYS=APIold old-secret-value"}, "LIVEKIT_KEYS", "old-secret-value"},
+		{[]string{"APP_ENV=production", "LIVEKIT_KEYS=APIold: short-old-secret"}, "LIVEKIT_KEYS", "short-old-secret"},
+	} {
+		_, err := config.Load(tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.variable+":") || (tc.mustHide != "" && strings.Contains(err.Error(), tc.mustHide)) {
+			t.Errorf("%v: %v", tc.env, err)
+		}
+	}
+}
