@@ -38,23 +38,30 @@ func TestRedactsSensitiveKeysAndJWTs(t *testing.T) {
 	}
 }
 
-func TestBufferedWriterFlushesOnTimeAndClose(t *testing.T) {
+func TestBufferedWriterHoldsLinesUntilClose(t *testing.T) {
 	var out logtest.Buffer
-	w := logging.NewBufferedWriter(&out, 20*time.Millisecond)
+	w := logging.NewBufferedWriter(&out, time.Hour) // no periodic flush during this test
 	log := logging.New(w, zerolog.InfoLevel, false)
-	log.Info().Msg("first")
-	if strings.Contains(out.String(), "first") {
+	log.Info().Msg("held")
+	if strings.Contains(out.String(), "held") {
 		t.Error("written at once: not buffered")
 	}
+	if err := w.Close(); err != nil || !strings.Contains(out.String(), "held") {
+		t.Errorf("Close did not flush: %v %q", err, out.String())
+	}
+}
+
+func TestBufferedWriterFlushesPeriodically(t *testing.T) {
+	var out logtest.Buffer
+	w := logging.NewBufferedWriter(&out, 20*time.Millisecond)
+	defer w.Close()
+	log := logging.New(w, zerolog.InfoLevel, false)
+	log.Info().Msg("soon")
 	deadline := time.Now().Add(2 * time.Second)
-	for !strings.Contains(out.String(), "first") {
+	for !strings.Contains(out.String(), "soon") {
 		if time.Now().After(deadline) {
 			t.Fatal("not flushed within 2 s")
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-	log.Info().Msg("last")
-	if err := w.Close(); err != nil || !strings.Contains(out.String(), "last") {
-		t.Errorf("Close did not flush: %v %q", err, out.String())
 	}
 }
