@@ -39,6 +39,11 @@ func startService(t *testing.T, env ...string) *service {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
+	for _, kv := range env { // a PORT in env wins, as it does in the child's environment
+		if p, ok := strings.CutPrefix(kv, "PORT="); ok {
+			port, _ = strconv.Atoi(p)
+		}
+	}
 	cmd := exec.Command(serviceBin)
 	cmd.Env = append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
 		"LIVEKIT_API_KEY=" + lkKey, "LIVEKIT_API_SECRET=" + lkSecret, "LIVEKIT_WS_URL=" + lk.URL,
