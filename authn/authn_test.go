@@ -1,9 +1,17 @@
 package authn_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/token-service/token-service/authn"
 )
@@ -70,5 +78,44 @@ func BenchmarkRefuse(b *testing.B) {
 				_, _ = a.Identify(r)
 			}
 		})
+	}
+}
+
+// EdDSA, one of the default algorithms for a JWKS, verifies with an Ed25519 key the provider
+// publishes; a token naming another algorithm for that key does not.
+func TestEdDSAUserTokenFromJWKS(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed1","alg":"EdDSA","use":"sig","x":%q}]}`,
+			base64.RawURLEncoding.EncodeToString(pub))
+	}))
+	defer jwks.Close()
+	a, err := authn.New(t.Context(), authn.Options{JWKSURL: jwks.URL, Issuer: "idp", Audience: "app",
+		Algorithms: []string{"RS256", "ES256", "EdDSA"}, IdentityClaim: "sub", NameClaim: "name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "ed-user", "exp": time.Now().Add(time.Hour).Unix()})
+	tok.Header["kid"] = "ed1"
+	signed, err := tok.SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/token", nil)
+	r.Header.Set("Authorization", "Bearer "+signed)
+	caller, err := a.Identify(r)
+	if err != nil || caller.User == nil || caller.User.Identity != "ed-user" {
+		t.Fatalf("caller %+v err %v", caller, err)
+	}
+	forged := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+	forged.Header["kid"] = "ed1"
+	raw, _ := forged.SignedString([]byte(pub))
+	r.Header.Set("Authorization", "Bearer "+raw)
+	if _, err := a.Identify(r); err != authn.ErrBadCredentials {
+		t.Errorf("HS256 keyed with the Ed25519 public key: %v", err)
 	}
 }
