@@ -76,33 +76,24 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		return err
 	}
 	defer services.Close()
-	srv := &http.Server{
-		Handler:           handlers.NewRouter(cfg, services, log),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    4 * handlers.MaxHeaderBytes, // a backstop: the router refuses past 16 KiB, in JSON
-		ErrorLog:          stdlog.New(log, "", 0),
-	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr()) // a busy port fails here, not in a goroutine
-	if err != nil {
-		return err
-	}
-	log.Info().Str("addr", ln.Addr().String()).Str("env", cfg.AppEnv).Msg("listening")
-	servers := []*http.Server{srv}
-	listeners := []net.Listener{ln}
+	servers := []*http.Server{newServer(handlers.NewRouter(cfg, services, log), log)}
+	addrs := []string{cfg.ListenAddr()}
 	if addr := cfg.MetricsAddr(); addr != "" {
-		metricsLn, err := net.Listen("tcp", addr)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		log.Info().Str("addr", metricsLn.Addr().String()).Msg("serving /metrics")
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", services.Metrics.Handler())
-		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: srv.ErrorLog})
-		listeners = append(listeners, metricsLn)
+		servers, addrs = append(servers, newServer(mux, log)), append(addrs, addr)
+	}
+	var listeners []net.Listener
+	for _, addr := range addrs { // a busy port fails here, not in a goroutine
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, open := range listeners {
+				open.Close()
+			}
+			return err
+		}
+		log.Info().Str("addr", ln.Addr().String()).Str("env", cfg.AppEnv).Msg("listening")
+		listeners = append(listeners, ln)
 	}
 
 	served := make(chan error, len(servers))
@@ -134,6 +125,19 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// newServer is an HTTP server with timeouts, so slow clients cannot hold it.
+func newServer(handler http.Handler, log zerolog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    4 * handlers.MaxHeaderBytes, // a backstop: the router refuses past 16 KiB, in JSON
+		ErrorLog:          stdlog.New(log, "", 0),
+	}
 }
 
 // subcommand runs what the container image needs without a shell or curl, and returns the exit

@@ -56,32 +56,39 @@ func badRequest(code, message, field string) *apiError {
 // refused so that a typo such as "canpublish" is never silently ignored.
 func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	var v T
-	if !isJSON(r.Header.Get("Content-Type")) {
-		return v, errMediaType
-	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	err := json.UnmarshalRead(body, &v, json.RejectUnknownMembers(true))
+	body, err := jsonBody(w, r)
 	if err != nil {
+		return v, err
+	}
+	// Streamed rather than read whole first: that would cost two allocations per request.
+	if err := json.UnmarshalRead(body, &v, json.RejectUnknownMembers(true)); err != nil {
 		return v, decodeError(err)
 	}
 	return v, nil
 }
 
-// decodeProto reads one protobuf message in protojson (snake_case or camelCase names), under the
-// same content type and size rules as decode. Unknown fields are ignored, since LiveKit's SDKs may
-// send fields newer than our copy of the protocol.
-func decodeProto(w http.ResponseWriter, r *http.Request, msg proto.Message) error {
+// jsonBody applies the rules every body shares: a JSON content type, and at most MaxBodyBytes
+// (a longer body fails the read, which decodeError turns into a 413).
+func jsonBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
 	if !isJSON(r.Header.Get("Content-Type")) {
-		return errMediaType
+		return nil, errMediaType
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return errTooLarge
-	case err != nil:
-		return badRequest("invalid_json", "request body could not be read", "")
-	case !jsontext.Value(body).IsValid():
+	return http.MaxBytesReader(w, r.Body, MaxBodyBytes), nil
+}
+
+// decodeProto reads one protobuf message in protojson (snake_case or camelCase names), under the
+// same body rules as decode. Unknown fields are ignored, since LiveKit's SDKs may send fields
+// newer than our copy of the protocol.
+func decodeProto(w http.ResponseWriter, r *http.Request, msg proto.Message) error {
+	reader, err := jsonBody(w, r)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(reader)
+	if err != nil {
+		return decodeError(err)
+	}
+	if !jsontext.Value(body).IsValid() {
 		return badRequest("invalid_json", "request body is not valid JSON", "")
 	}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, msg); err != nil {

@@ -26,7 +26,7 @@ type Settings struct {
 
 // Recorder hears what the issuer does, for metrics.
 type Recorder interface {
-	Issued(tokenType string) // "participant", "agent"
+	Issued(tokenType string) // "participant", "agent", "connection_details"
 	Verified(result string)  // "valid" or the refusal reason
 }
 
@@ -36,9 +36,9 @@ func (noRecorder) Issued(string)   {}
 func (noRecorder) Verified(string) {}
 
 // Issuer signs LiveKit access tokens with one API key and verifies tokens signed with it,
-// applying its Policy to every caller.
+// applying its Policy to every caller. Its settings stay private, since they hold the secret.
 type Issuer struct {
-	Settings
+	s Settings
 }
 
 // NewIssuer returns an Issuer with the given settings.
@@ -46,7 +46,7 @@ func NewIssuer(s Settings) *Issuer {
 	if s.Recorder == nil {
 		s.Recorder = noRecorder{}
 	}
-	return &Issuer{Settings: s}
+	return &Issuer{s: s}
 }
 
 // Join issues a token for a participant to join one room with the requested permissions.
@@ -62,13 +62,13 @@ func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
 // join applies the policy and the rules to a join and signs it; it also returns the participant
 // name the token carries, which the policy may have filled in.
 func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfiguration, tokenType string) (Issued, string, error) {
-	if err := iss.Policy.authorizeJoin(c, &req, roomConfig); err != nil {
+	if err := iss.s.Policy.authorizeJoin(c, &req, roomConfig); err != nil {
 		return Issued{}, "", err
 	}
 	if err := req.validate(); err != nil {
 		return Issued{}, "", err
 	}
-	validFor, err := ttl(req.TTLSeconds, iss.DefaultTTL, iss.MaxTTL)
+	validFor, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL)
 	if err != nil {
 		return Issued{}, "", err
 	}
@@ -90,7 +90,7 @@ func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfi
 	}
 	video.CanPublishSources = g.CanPublishSources
 
-	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
+	at := auth.NewAccessToken(iss.s.APIKey, iss.s.APISecret).
 		SetIdentity(req.Identity).
 		SetName(req.Name).
 		SetMetadata(req.Metadata).
@@ -110,13 +110,13 @@ func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfi
 // may publish, subscribe, send data and update its own metadata, and is visible to others. It
 // does not carry the video.agent flag, which is for workers registering with LiveKit.
 func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
-	if err := iss.Policy.AdmitService(c); err != nil {
+	if err := iss.s.Policy.AdmitService(c); err != nil {
 		return Issued{}, err
 	}
 	if err := req.validate(); err != nil {
 		return Issued{}, err
 	}
-	validFor, err := ttl(req.TTLSeconds, iss.DefaultTTL, iss.MaxTTL)
+	validFor, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -128,7 +128,7 @@ func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
 		kind = livekit.ParticipantInfo_BRIDGE
 	}
 
-	at := auth.NewAccessToken(iss.APIKey, iss.APISecret).
+	at := auth.NewAccessToken(iss.s.APIKey, iss.s.APISecret).
 		SetIdentity(identity).
 		SetName(req.Name).
 		SetMetadata(req.Metadata).
@@ -151,8 +151,8 @@ func (iss *Issuer) sign(at *auth.AccessToken, validFor time.Duration, tokenType,
 	if err != nil {
 		return Issued{}, fmt.Errorf("read back token expiry: %w", err)
 	}
-	iss.Recorder.Issued(tokenType)
-	return Issued{Token: jwt, WSURL: iss.WSURL, ExpiresAt: exp, Identity: identity, Room: room}, nil
+	iss.s.Recorder.Issued(tokenType)
+	return Issued{Token: jwt, WSURL: iss.s.WSURL, ExpiresAt: exp, Identity: identity, Room: room}, nil
 }
 
 // expiresAt is the exp of a token signed between the Unix seconds before and after. ToJWT takes

@@ -50,7 +50,7 @@ type Claims struct {
 // Verify checks a token the way LiveKit does (HS256 only, a known key, exp required, a minute of
 // leeway, all inside livekit/protocol) and says what it grants or why it is refused.
 func (iss *Issuer) Verify(c Caller, raw string) (Verification, error) {
-	if err := iss.Policy.AdmitService(c); err != nil {
+	if err := iss.s.Policy.AdmitService(c); err != nil {
 		return Verification{}, err
 	}
 	if raw == "" {
@@ -58,9 +58,9 @@ func (iss *Issuer) Verify(c Caller, raw string) (Verification, error) {
 	}
 	v := iss.verify(raw)
 	if v.Valid {
-		iss.Recorder.Verified("valid")
+		iss.s.Recorder.Verified("valid")
 	} else {
-		iss.Recorder.Verified(v.Reason)
+		iss.s.Recorder.Verified(v.Reason)
 	}
 	return v, nil
 }
@@ -97,10 +97,10 @@ func (iss *Issuer) secretFor(apiKey string) (string, bool) {
 	if apiKey == "" {
 		return "", false
 	}
-	if apiKey == iss.APIKey {
-		return iss.APISecret, true
+	if apiKey == iss.s.APIKey {
+		return iss.s.APISecret, true
 	}
-	secret, ok := iss.OtherKeys[apiKey]
+	secret, ok := iss.s.OtherKeys[apiKey]
 	return secret, ok
 }
 
