@@ -4,7 +4,9 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
@@ -63,24 +65,32 @@ func clientIP(trusted []string) []func(http.Handler) http.Handler {
 	return steps
 }
 
-// rateLimit limits the token routes (and /connection-details) per client IP (never health or readiness, which load
-// balancers poll). RATE_LIMIT_MAX_REQUESTS=0 turns it off.
+// rateLimit limits the token routes (and /connection-details) per client IP (never health or
+// readiness, which load balancers poll). RATE_LIMIT_MAX_REQUESTS=0 turns it off.
+//
+// A successful reply carries only X-RateLimit-Remaining; a 429 adds X-RateLimit-Limit,
+// X-RateLimit-Reset and Retry-After. Two more headers on every reply would take a token reply
+// past the eight entries a Go map holds without growing, and net/http clones the header map of
+// every reply: that cost 8% of the service's CPU per request under load (docs/performance.md).
 func rateLimit(cfg config.Config, s Services, reply responder) func(http.Handler) http.Handler {
 	if cfg.RateLimitMaxRequests == 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
+	limit := []string{strconv.Itoa(cfg.RateLimitMaxRequests)}
+	window := cfg.RateLimitWindow()
 	options := append(s.RateLimit.Options(),
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			s.Metrics.RateLimited()
+			// httprate's Retry-After is the window's length; Reset is when that wait ends.
+			w.Header()["X-Ratelimit-Limit"] = limit
+			w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(time.Now().Add(window).Unix(), 10))
 			reply.error(w, r, errRateLimited)
 		}),
 		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) { reply.error(w, r, err) }),
-		// httprate's default names (X-RateLimit-Limit) are not canonical, which costs an
-		// allocation per header per request; the wire is case-insensitive, so nothing changes.
-		httprate.WithResponseHeaders(httprate.ResponseHeaders{Limit: "X-Ratelimit-Limit", Remaining: "X-Ratelimit-Remaining",
-			Reset: "X-Ratelimit-Reset", RetryAfter: "Retry-After", Increment: "X-Ratelimit-Increment"}),
+		// Canonical spellings: net/http allocates to canonicalise any other on every Set.
+		httprate.WithResponseHeaders(httprate.ResponseHeaders{Remaining: "X-Ratelimit-Remaining", RetryAfter: "Retry-After"}),
 	)
-	return httprate.LimitBy(cfg.RateLimitMaxRequests, cfg.RateLimitWindow(),
+	return httprate.LimitBy(cfg.RateLimitMaxRequests, window,
 		func(r *http.Request) (string, error) { return chimw.GetClientIP(r.Context()), nil }, options...)
 }
 
