@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/internal/freeport"
 	"github.com/token-service/token-service/logging/logtest"
 )
 
@@ -31,20 +32,10 @@ func TestMain(m *testing.M) {
 
 const testSecret = "main-test-secret-0123456789abcdef-xyz"
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startRun runs the service as main would, on 127.0.0.1, and waits for /health.
 func startRun(t *testing.T, env ...string) (base string, cancel context.CancelFunc, done <-chan error, logs *logtest.Buffer) {
 	t.Helper()
-	port := freePort(t)
+	port := freeport.TCP(t)
 	environ := append([]string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "APP_ENV=production",
 		"LIVEKIT_API_KEY=mainkey", "LIVEKIT_API_SECRET=" + testSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}, env...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -189,7 +180,7 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	if got := subcommand("healthcheck", []string{"HOST=127.0.0.1", "PORT=" + port}); got != 0 {
 		t.Errorf("healthcheck against a running service = %d, want 0", got)
 	}
-	if got := subcommand("healthcheck", []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(freePort(t))}); got != 1 {
+	if got := subcommand("healthcheck", []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(freeport.TCP(t))}); got != 1 {
 		t.Errorf("healthcheck with nothing listening = %d, want 1", got)
 	}
 	if got := subcommand("bogus", nil); got != 2 {
@@ -242,7 +233,7 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 
 // METRICS_PORT moves /metrics off the main port, so that it need not be public.
 func TestMetricsPort(t *testing.T) {
-	metricsPort := freePort(t)
+	metricsPort := freeport.TCP(t)
 	base, _, _, _ := startRun(t, "METRICS_PORT="+strconv.Itoa(metricsPort))
 	if got := status(t, "GET", base+"/metrics", ""); got != 404 {
 		t.Errorf("main port /metrics = %d, want 404", got)

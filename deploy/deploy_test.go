@@ -4,7 +4,6 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/internal/freeport"
 )
 
 // knownVariables are the environment variables config.Config reads.
@@ -235,7 +235,7 @@ func TestBinaryRunsInAnEmptyRoot(t *testing.T) {
 			environ = append(environ, in.args[i]+"="+in.args[i+1])
 		}
 	}
-	port := freePort(t)
+	port := freeport.TCP(t)
 	environ = append(environ, "PORT="+strconv.Itoa(port), "LIVEKIT_API_KEY=APIprod",
 		"LIVEKIT_API_SECRET=production-secret-0123456789abcdef-xyz", "LIVEKIT_WS_URL=wss://lk.example.com")
 	inImage := func(args ...string) *exec.Cmd {
@@ -273,14 +273,4 @@ func TestBinaryRunsInAnEmptyRoot(t *testing.T) {
 		t.Fatalf("/ready: %v %v", resp, err)
 	}
 	resp.Body.Close()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

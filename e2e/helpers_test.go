@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
+	"github.com/token-service/token-service/internal/freeport"
 	"github.com/token-service/token-service/logging/logtest"
 )
 
@@ -33,12 +33,7 @@ type service struct {
 // env added to or overriding that configuration, and stops it with SIGTERM when the test ends.
 func startService(t *testing.T, env ...string) *service {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freeport.TCP(t)
 	for _, kv := range env { // a PORT in env wins, as it does in the child's environment
 		if p, ok := strings.CutPrefix(kv, "PORT="); ok {
 			port, _ = strconv.Atoi(p)

@@ -5,7 +5,6 @@ package livekittest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/token-service/token-service/internal/freeport"
 )
 
 // Version is the livekit-server the tests run against; newer tags carry replace directives that
@@ -84,11 +85,11 @@ func Start(apiKey, apiSecret string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort("tcp")
+	httpPort, err := freeport.Pick("tcp")
 	if err != nil {
 		return nil, err
 	}
-	udpPort, err := freePort("udp")
+	udpPort, err := freeport.Pick("udp")
 	if err != nil {
 		return nil, err
 	}
@@ -180,21 +181,4 @@ func (s *Server) Validate(tb testing.TB, token string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func freePort(network string) (int, error) {
-	if network == "udp" {
-		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		defer conn.Close()
-		return conn.LocalAddr().(*net.UDPAddr).Port, nil
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

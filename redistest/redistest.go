@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strconv"
 	"time"
+
+	"github.com/token-service/token-service/internal/freeport"
 )
 
 // InstallHint tells a person how to get the binary.
@@ -31,12 +33,10 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found: %s", InstallHint)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick("tcp")
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	s := &Server{bin: bin, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
 	s.URL = "redis://" + s.Addr + "/0"
 	return s, s.Restart()

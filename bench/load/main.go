@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/token-service/token-service/internal/freeport"
 )
 
 const (
@@ -152,12 +153,10 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 
 // start runs a binary on a free loopback port and waits for 200 from /ready, timing it.
 func start(dir, name string, env []string) (*server, time.Duration, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick("tcp")
 	if err != nil {
 		return nil, 0, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	logFile, err := os.Create(filepath.Join(dir, name+".log")) // the access log goes to a file, as in production
 	if err != nil {
 		return nil, 0, err
