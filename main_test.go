@@ -32,6 +32,19 @@ func TestMain(m *testing.M) {
 
 const testSecret = "main-test-secret-0123456789abcdef-xyz"
 
+// waitForCleanExit fails the test unless run returns nil within 5 s.
+func waitForCleanExit(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return within 5 s")
+	}
+}
+
 // startRun runs the service as main would, on 127.0.0.1, and waits for /health.
 func startRun(t *testing.T, env ...string) (base string, cancel context.CancelFunc, done <-chan error, logs *logtest.Buffer) {
 	t.Helper()
@@ -89,14 +102,7 @@ func TestRunDrainsThenStops(t *testing.T) {
 	if got := status(t, "POST", base+"/token", `{"room":"r","identity":"a"}`); got != 200 {
 		t.Errorf("POST /token during the delay = %d, want 200", got)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("run did not return within 5 s of the delay")
-	}
+	waitForCleanExit(t, done)
 	if _, err := http.Get(base + "/health"); err == nil {
 		t.Error("still accepting connections after shutdown")
 	}
@@ -128,14 +134,7 @@ func TestRunFinishesInFlightRequests(t *testing.T) {
 		t.Errorf("in-flight request = %d", resp.StatusCode)
 	}
 	resp.Body.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("run did not return")
-	}
+	waitForCleanExit(t, done)
 }
 
 func TestRunRefusesBusyPort(t *testing.T) {
