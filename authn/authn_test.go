@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/token-service/token-service/authn"
+	"github.com/token-service/token-service/internal/testenv"
 )
 
 var keys = []string{strings.Repeat("a", 32), strings.Repeat("b", 48), strings.Repeat("c", 64)}
@@ -99,21 +100,14 @@ func TestEdDSAUserTokenFromJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "ed-user", "exp": time.Now().Add(time.Hour).Unix()})
-	tok.Header["kid"] = "ed1"
-	signed, err := tok.SignedString(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := testenv.MintJWT(t, jwt.SigningMethodEdDSA, priv, "ed1", jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "ed-user", "exp": time.Now().Add(time.Hour).Unix()})
 	r := httptest.NewRequest("POST", "/token", nil)
 	r.Header.Set("Authorization", "Bearer "+signed)
 	caller, err := a.Identify(r)
 	if err != nil || caller.User == nil || caller.User.Identity != "ed-user" {
 		t.Fatalf("caller %+v err %v", caller, err)
 	}
-	forged := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
-	forged.Header["kid"] = "ed1"
-	raw, _ := forged.SignedString([]byte(pub))
+	raw := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(pub), "ed1", jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
 	r.Header.Set("Authorization", "Bearer "+raw)
 	if _, err := a.Identify(r); err != authn.ErrBadCredentials {
 		t.Errorf("HS256 keyed with the Ed25519 public key: %v", err)

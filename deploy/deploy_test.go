@@ -1,3 +1,5 @@
+//go:build deploy
+
 package deploy_test
 
 import (
@@ -21,7 +23,9 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"github.com/token-service/token-service/config"
-	"github.com/token-service/token-service/internal/freeport"
+	"github.com/token-service/token-service/internal/testenv"
+	"github.com/token-service/token-service/internal/testenv/livekittest"
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
 // knownVariables are the environment variables config.Config reads.
@@ -63,8 +67,8 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("%s image %q is not pinned to a version", name, svc.Image)
 		}
 	}
-	if img := services["livekit"].Image; img != "livekit/livekit-server:v1.13.5" {
-		t.Errorf("LiveKit image %q, want the version the tests run (v1.13.5)", img)
+	if img, want := services["livekit"].Image, "livekit/livekit-server:"+livekittest.Version; img != want {
+		t.Errorf("LiveKit image %q, want the version the tests run (%s)", img, want)
 	}
 	if !slices.Contains(services["livekit"].Command, "--dev") {
 		t.Errorf("LiveKit runs %v, want --dev", services["livekit"].Command)
@@ -235,7 +239,7 @@ func TestBinaryRunsInAnEmptyRoot(t *testing.T) {
 			environ = append(environ, in.args[i]+"="+in.args[i+1])
 		}
 	}
-	port := freeport.TCP(t)
+	port := testenv.FreePort(t)
 	environ = append(environ, "PORT="+strconv.Itoa(port), "LIVEKIT_API_KEY=APIprod",
 		"LIVEKIT_API_SECRET=production-secret-0123456789abcdef-xyz", "LIVEKIT_WS_URL=wss://lk.example.com")
 	inImage := func(args ...string) *exec.Cmd {
@@ -261,12 +265,8 @@ func TestBinaryRunsInAnEmptyRoot(t *testing.T) {
 		_ = service.Process.Signal(syscall.SIGTERM)
 		_ = service.Wait()
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for inImage("healthcheck").Run() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("healthcheck did not pass within 5 s; service log:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := wait.Until(5*time.Second, func() error { return inImage("healthcheck").Run() }); err != nil {
+		t.Fatalf("healthcheck: %v; service log:\n%s", err, logs.String())
 	}
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", port))
 	if err != nil || resp.StatusCode != 200 {

@@ -19,8 +19,9 @@ import (
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
-	"github.com/token-service/token-service/internal/freeport"
-	"github.com/token-service/token-service/logging/logtest"
+	"github.com/token-service/token-service/internal/testenv"
+	"github.com/token-service/token-service/internal/testenv/logtest"
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
 // service is a running token-service binary.
@@ -33,7 +34,7 @@ type service struct {
 // env added to or overriding that configuration, and stops it with SIGTERM when the test ends.
 func startService(t *testing.T, env ...string) *service {
 	t.Helper()
-	port := freeport.TCP(t)
+	port := testenv.FreePort(t)
 	for _, kv := range env { // a PORT in env wins, as it does in the child's environment
 		if p, ok := strings.CutPrefix(kv, "PORT="); ok {
 			port, _ = strconv.Atoi(p)
@@ -63,20 +64,21 @@ func startService(t *testing.T, env ...string) *service {
 		}
 	})
 	s := &service{URL: "http://127.0.0.1:" + strconv.Itoa(port), logs: logs}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	err := wait.Until(5*time.Second, func() error {
 		resp, err := http.Get(s.URL + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("token-service not ready within 5 s: %v\n%s", err, logs.String())
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/ready = %d", resp.StatusCode)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("token-service not ready: %v\n%s", err, logs.String())
 	}
+	return s
 }
 
 // serviceKey is what backends (the Media Bridge, a debugging operator) present.
@@ -141,8 +143,14 @@ func join(t *testing.T, token string) *lksdk.Room {
 
 func joinAt(t *testing.T, url, token string) *lksdk.Room {
 	t.Helper()
+	return joinWith(t, url, token, lksdk.NewRoomCallback())
+}
+
+// joinWith joins with callbacks of the test's own, to hear what the server tells this client.
+func joinWith(t *testing.T, url, token string, callback *lksdk.RoomCallback) *lksdk.Room {
+	t.Helper()
 	start := time.Now()
-	room, err := lksdk.ConnectToRoomWithToken(url, token, lksdk.NewRoomCallback(), lksdk.WithAutoSubscribe(false))
+	room, err := lksdk.ConnectToRoomWithToken(url, token, callback, lksdk.WithAutoSubscribe(false))
 	if err != nil {
 		t.Fatalf("join at %s: %v", url, err)
 	}
@@ -159,26 +167,26 @@ func roomService() *lksdk.RoomServiceClient {
 // join or an update reaches RoomService a moment after the client sees it).
 func participant(t *testing.T, room, identity string, cond func(*livekit.ParticipantInfo) bool) *livekit.ParticipantInfo {
 	t.Helper()
-	var last *livekit.ParticipantInfo
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var found *livekit.ParticipantInfo
+	wait.For(t, 5*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		res, err := roomService().ListParticipants(ctx, &livekit.ListParticipantsRequest{Room: room})
-		cancel()
-		if err == nil {
-			for _, p := range res.Participants {
-				if p.Identity == identity {
-					last = p
-					if cond == nil || cond(p) {
-						return p
-					}
-				}
+		if err != nil {
+			return err
+		}
+		for _, p := range res.Participants {
+			if p.Identity == identity && (cond == nil || cond(p)) {
+				found = p
+				return nil
+			}
+			if p.Identity == identity {
+				return fmt.Errorf("room %q: participant %q not as expected: %v", room, identity, p)
 			}
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("room %q: participant %q not as expected within 5 s; last seen: %v", room, identity, last)
-	return nil
+		return fmt.Errorf("room %q: no participant %q", room, identity)
+	})
+	return found
 }
 
 // uniqueRoom keeps tests that share the server out of each other's rooms.

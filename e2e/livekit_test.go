@@ -12,6 +12,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/token-service/token-service/internal/testenv"
 )
 
 // 1. What the service grants is what LiveKit reports for the participant.
@@ -90,17 +92,33 @@ func TestServerEnforcesPublishPermission(t *testing.T) {
 func TestServerEnforcesMetadataPermission(t *testing.T) {
 	svc := startService(t)
 	room := uniqueRoom(t)
+	deniedLeft := make(chan string, 1) // denied's metadata as the watcher last saw it
+	callback := lksdk.NewRoomCallback()
+	callback.OnParticipantDisconnected = func(p *lksdk.RemoteParticipant) {
+		if p.Identity() == "denied" {
+			deniedLeft <- p.Metadata()
+		}
+	}
+	joinWith(t, lk.URL, svc.issue(t, "/token", map[string]any{"room": room, "identity": "watcher"}), callback)
 	denied := join(t, svc.issue(t, "/token", map[string]any{"room": room, "identity": "denied", "metadata": "before"}))
 	allowed := join(t, svc.issue(t, "/token", map[string]any{"room": room, "identity": "allowed", "metadata": "before",
 		"grants": map[string]bool{"canUpdateOwnMetadata": true}}))
+	participant(t, room, "denied", nil)
 
-	denied.LocalParticipant.SetMetadata("after")
 	allowed.LocalParticipant.SetMetadata("after")
 	participant(t, room, "allowed", func(p *livekit.ParticipantInfo) bool { return p.Metadata == "after" })
-	// The allowed update has landed; give the refused one the same time again before looking.
-	time.Sleep(300 * time.Millisecond)
-	if p := participant(t, room, "denied", nil); p.Metadata != "before" {
-		t.Errorf("metadata changed to %q without canUpdateOwnMetadata", p.Metadata)
+	// LiveKit handles one client's signal requests in order and sends the room's updates about one
+	// participant in order: once the watcher hears denied leave, an accepted update would have
+	// reached it first.
+	denied.LocalParticipant.SetMetadata("after")
+	denied.Disconnect()
+	select {
+	case metadata := <-deniedLeft:
+		if metadata != "before" {
+			t.Errorf("metadata changed to %q without canUpdateOwnMetadata", metadata)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watcher did not hear denied leave within 5 s")
 	}
 }
 
@@ -120,16 +138,6 @@ func TestAgentJoinsAsAgent(t *testing.T) {
 	}
 }
 
-// forge signs claims as a third party could, for tokens the service would never issue.
-func forge(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	t.Helper()
-	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 func claims(room string, mutate func(jwt.MapClaims)) jwt.MapClaims {
 	now := time.Now()
 	c := jwt.MapClaims{"iss": lkKey, "sub": "mallory", "nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
@@ -147,7 +155,7 @@ func TestVerifyAgreesWithServer(t *testing.T) {
 	room := uniqueRoom(t)
 	valid := svc.issue(t, "/token", map[string]any{"room": room, "identity": "alice"})
 	hs := func(secret string, mutate func(jwt.MapClaims)) string {
-		return forge(t, jwt.SigningMethodHS256, []byte(secret), claims(room, mutate))
+		return testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(secret), "", claims(room, mutate))
 	}
 	// livekit-server v1.13.5 predates livekit/protocol's WithExpirationRequired and accepts a token
 	// with no exp; /token/verify refuses it, as newer LiveKit servers do.
@@ -163,8 +171,8 @@ func TestVerifyAgreesWithServer(t *testing.T) {
 		{"unknown key", hs(lkSecret, func(c jwt.MapClaims) { c["iss"] = "APIunknown" }), "unknown_key"},
 		{"no iss", hs(lkSecret, func(c jwt.MapClaims) { delete(c, "iss") }), "unknown_key"},
 		{"no exp", hs(lkSecret, func(c jwt.MapClaims) { delete(c, "exp") }), "malformed"},
-		{"alg none", forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(room, nil)), "bad_signature"},
-		{"HS512", forge(t, jwt.SigningMethodHS512, []byte(lkSecret), claims(room, nil)), "bad_signature"},
+		{"alg none", testenv.MintJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", claims(room, nil)), "bad_signature"},
+		{"HS512", testenv.MintJWT(t, jwt.SigningMethodHS512, []byte(lkSecret), "", claims(room, nil)), "bad_signature"},
 		{"truncated", valid[:len(valid)-10], "malformed"},
 		{"two segments", valid[:strings.LastIndex(valid, ".")], "malformed"},
 		{"garbage", "garbage", "malformed"},
@@ -186,10 +194,10 @@ func TestVerifyAgreesWithServer(t *testing.T) {
 func TestServerRefusesWhatVerifyRefuses(t *testing.T) {
 	svc := startService(t)
 	room := uniqueRoom(t)
-	expired := forge(t, jwt.SigningMethodHS256, []byte(lkSecret), claims(room, func(c jwt.MapClaims) {
+	expired := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(lkSecret), "", claims(room, func(c jwt.MapClaims) {
 		c["nbf"], c["iat"], c["exp"] = time.Now().Add(-time.Hour).Unix(), time.Now().Add(-time.Hour).Unix(), time.Now().Add(-2*time.Minute).Unix()
 	}))
-	wrongSecret := forge(t, jwt.SigningMethodHS256, []byte("not-the-secret"), claims(room, nil))
+	wrongSecret := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte("not-the-secret"), "", claims(room, nil))
 	for name, tok := range map[string]string{"expired": expired, "wrong secret": wrongSecret} {
 		if _, err := lksdk.ConnectToRoomWithToken(lk.URL, tok, lksdk.NewRoomCallback()); err == nil {
 			t.Errorf("%s token joined the room", name)
@@ -206,9 +214,12 @@ func TestServerRefusesWhatVerifyRefuses(t *testing.T) {
 	}
 	participant(t, roomA, "alice", nil)
 	// The server takes the room from the token: nobody appears in room B.
-	res, err := roomService().ListParticipants(t.Context(), &livekit.ListParticipantsRequest{Room: roomB})
-	if err == nil && len(res.Participants) > 0 {
-		t.Errorf("room B has participants: %v", res.Participants)
+	rooms, err := roomService().ListRooms(t.Context(), &livekit.ListRoomsRequest{Names: []string{roomA, roomB}})
+	if err != nil {
+		t.Fatalf("ListRooms: %v", err)
+	}
+	if len(rooms.Rooms) != 1 || rooms.Rooms[0].Name != roomA {
+		t.Errorf("rooms %v, want only %s: the token's room decides", rooms.Rooms, roomA)
 	}
 }
 

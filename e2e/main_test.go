@@ -15,7 +15,7 @@ import (
 	"github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
-	"github.com/token-service/token-service/livekittest"
+	"github.com/token-service/token-service/internal/testenv/livekittest"
 )
 
 const (

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/token-service/token-service/redistest"
+	"github.com/token-service/token-service/internal/testenv/redistest"
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
 // joinStatus asks for a token as the client at ip (behind a trusted proxy) and returns the status.
@@ -41,14 +43,13 @@ func (s *service) rateLimitBackend(t *testing.T) string {
 
 func waitBackend(t *testing.T, want string, replicas ...*service) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	for _, s := range replicas {
-		for s.rateLimitBackend(t) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: rate_limit_backend is %q, want %q", s.URL, s.rateLimitBackend(t), want)
+		wait.For(t, 10*time.Second, func() error {
+			if got := s.rateLimitBackend(t); got != want {
+				return fmt.Errorf("%s: rate_limit_backend is %q, want %q", s.URL, got, want)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 }
 
@@ -108,10 +109,20 @@ func TestReplicasShareRateLimitsOnRedis(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Traffic is flowing before Redis dies, and goes on being answered after the switch.
+	answered := func() int { mu.Lock(); defer mu.Unlock(); return statuses[200] + statuses[429] }
+	atLeast := func(n int) func() error {
+		return func() error {
+			if got := answered(); got < n {
+				return fmt.Errorf("%d requests answered, want %d", got, n)
+			}
+			return nil
+		}
+	}
+	wait.For(t, 10*time.Second, atLeast(20))
 	redis.Stop()
 	waitBackend(t, "memory-fallback", a, b)
-	time.Sleep(200 * time.Millisecond)
+	wait.For(t, 10*time.Second, atLeast(answered()+20))
 	stopTraffic()
 	wg.Wait()
 	for status, n := range statuses {

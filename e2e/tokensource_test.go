@@ -5,12 +5,15 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
 // The TokenSource endpoint's reply joins a real LiveKit server as given, and the room
@@ -37,22 +40,21 @@ func TestConnectionDetailsJoinAndDispatchAgent(t *testing.T) {
 	}
 
 	dispatches := lksdk.NewAgentDispatchServiceClient(lk.HTTPURL, lkKey, lkSecret)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	wait.For(t, 5*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		res, err := dispatches.ListDispatch(ctx, &livekit.ListAgentDispatchRequest{Room: room})
-		cancel()
-		if err == nil && len(res.AgentDispatches) == 1 {
-			if d := res.AgentDispatches[0]; d.AgentName != "notetaker" || d.Metadata != `{"lang":"en"}` {
-				t.Errorf("dispatch %+v", d)
-			}
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no agent dispatch listed for the room within 5 s: %v %v", res, err)
+		if len(res.AgentDispatches) != 1 {
+			return fmt.Errorf("dispatches listed for the room: %v", res.AgentDispatches)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		if d := res.AgentDispatches[0]; d.AgentName != "notetaker" || d.Metadata != `{"lang":"en"}` {
+			t.Errorf("dispatch %+v", d)
+		}
+		return nil
+	})
 }
 
 // Attributes in a token are what other participants see.
@@ -61,19 +63,15 @@ func TestAttributesAreVisibleToOthers(t *testing.T) {
 	room := uniqueRoom(t)
 	join(t, svc.issue(t, "/token", map[string]any{"room": room, "identity": "speaker", "attributes": map[string]string{"role": "host", "lang": "de"}}))
 	bridge := join(t, svc.issue(t, "/token/agent", map[string]any{"room": room, "agent_id": "bridge", "kind": "bridge"}))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	wait.For(t, 5*time.Second, func() error {
 		for _, p := range bridge.GetRemoteParticipants() {
 			if p.Identity() == "speaker" && p.Attributes()["role"] == "host" && p.Attributes()["lang"] == "de" {
-				if k := participant(t, room, "agent-bridge", nil).Kind; k != livekit.ParticipantInfo_BRIDGE {
-					t.Errorf("bridge joined as %v", k)
-				}
-				return
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the other participant does not see the attributes within 5 s: %v", bridge.GetRemoteParticipants())
-		}
-		time.Sleep(25 * time.Millisecond)
+		return fmt.Errorf("the other participant does not see the attributes: %v", bridge.GetRemoteParticipants())
+	})
+	if k := participant(t, room, "agent-bridge", nil).Kind; k != livekit.ParticipantInfo_BRIDGE {
+		t.Errorf("bridge joined as %v", k)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/token-service/token-service/internal/testenv"
 )
 
 var (
@@ -97,11 +99,7 @@ func TestUserJWTWithSharedSecret(t *testing.T) {
 		return c
 	}
 	sign := func(method jwt.SigningMethod, key any, c jwt.MapClaims) string {
-		tok, err := jwt.NewWithClaims(method, c).SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return testenv.MintJWT(t, method, key, "", c)
 	}
 	good := sign(jwt.SigningMethodHS256, []byte(secret), claims(nil))
 	r := srv.post(t, "/token", `{"room":"standup"}`, "Authorization: Bearer "+good)
@@ -189,13 +187,7 @@ func TestUserJWTWithRotatingJWKS(t *testing.T) {
 	srv := newServer(t, "AUTH_JWKS_URL="+jwks.URL, "AUTH_JWT_ISSUER=https://idp", "AUTH_JWT_AUDIENCE=app")
 
 	sign := func(method jwt.SigningMethod, kid string, key any) string {
-		tok := jwt.NewWithClaims(method, jwt.MapClaims{"iss": "https://idp", "aud": "app", "sub": "u1", "exp": time.Now().Add(time.Hour).Unix()})
-		tok.Header["kid"] = kid
-		s, err := tok.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testenv.MintJWT(t, method, key, kid, jwt.MapClaims{"iss": "https://idp", "aud": "app", "sub": "u1", "exp": time.Now().Add(time.Hour).Unix()})
 	}
 	join := func(tok string) reply { return srv.post(t, "/token", `{"room":"r"}`, "Authorization: Bearer "+tok) }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/token-service/token-service/internal/testenv"
 )
 
 func TestConnectionDetails(t *testing.T) {
@@ -77,8 +79,8 @@ func TestConnectionDetailsUnderPolicy(t *testing.T) {
 	srv := newServer(t, "APP_ENV=production", "AUTH_JWT_SECRET="+secret, "AUTH_JWT_ISSUER=idp", "AUTH_JWT_AUDIENCE=app",
 		"SERVICE_API_KEYS="+serviceKey1, "CORS_ORIGINS=https://app.example.com", "RATE_LIMIT_MAX_REQUESTS=3")
 	srv.post(t, "/connection-details", `{}`).wantError(t, 401, "unauthorized", "")
-	user, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "u-1", "name": "Una",
-		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(secret))
+	user := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(secret), "", jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "u-1", "name": "Una",
+		"exp": time.Now().Add(time.Hour).Unix()})
 	r := srv.post(t, "/connection-details", `{"room_name":"r"}`, "Authorization: Bearer "+user, "Origin: https://app.example.com")
 	if r.status != 200 || r.body["participant_name"] != "Una" || r.header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
 		t.Fatalf("%d %s %v", r.status, r.raw, r.header)
@@ -138,14 +140,13 @@ func TestMoreOfTheToken(t *testing.T) {
 
 	// Key rotation: tokens signed with a key in LIVEKIT_KEYS still verify; others do not.
 	for key, secret := range map[string]string{"APIold": "old-secret-0123456789abcdef-0123456789", "APIolder": "older-secret-0123456789abcdef-01234"} {
-		old, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": key, "sub": "x", "exp": time.Now().Add(time.Hour).Unix(),
-			"video": map[string]any{"room": "r", "roomJoin": true}}).SignedString([]byte(secret))
+		old := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(secret), "", jwt.MapClaims{"iss": key, "sub": "x", "exp": time.Now().Add(time.Hour).Unix(),
+			"video": map[string]any{"room": "r", "roomJoin": true}})
 		if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, old)); v.body["valid"] != true {
 			t.Errorf("token signed with %s: %s", key, v.raw)
 		}
 	}
-	wrong, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "APIold", "exp": time.Now().Add(time.Hour).Unix()}).
-		SignedString([]byte("not-the-old-secret"))
+	wrong := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte("not-the-old-secret"), "", jwt.MapClaims{"iss": "APIold", "exp": time.Now().Add(time.Hour).Unix()})
 	if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, wrong)); v.body["reason"] != "bad_signature" {
 		t.Errorf("wrong secret for a rotated key: %s", v.raw)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/internal/testenv/logtest"
 	"github.com/token-service/token-service/logging"
-	"github.com/token-service/token-service/logging/logtest"
 )
 
 const (

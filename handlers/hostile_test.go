@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/token-service/token-service/internal/testenv"
 )
 
 // hostileCase is one bad request and the reply it must get.
@@ -35,11 +37,7 @@ func forgeToken(t *testing.T, method jwt.SigningMethod, key any, mutate func(jwt
 	if mutate != nil {
 		mutate(c)
 	}
-	tok, err := jwt.NewWithClaims(method, c).SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testenv.MintJWT(t, method, key, "", c)
 }
 
 // rs256WithSecret is the classic key-confusion forgery: header RS256, signed with HMAC using the

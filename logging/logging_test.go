@@ -9,8 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/token-service/token-service/internal/testenv/logtest"
+	"github.com/token-service/token-service/internal/testenv/wait"
 	"github.com/token-service/token-service/logging"
-	"github.com/token-service/token-service/logging/logtest"
 )
 
 const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
@@ -57,11 +58,10 @@ func TestBufferedWriterFlushesPeriodically(t *testing.T) {
 	defer w.Close()
 	log := logging.New(w, zerolog.InfoLevel, false)
 	log.Info().Msg("soon")
-	deadline := time.Now().Add(2 * time.Second)
-	for !strings.Contains(out.String(), "soon") {
-		if time.Now().After(deadline) {
-			t.Fatal("not flushed within 2 s")
+	wait.For(t, 2*time.Second, func() error {
+		if !strings.Contains(out.String(), "soon") {
+			return errors.New("not flushed yet")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/livekit/protocol/auth"
 
+	"github.com/token-service/token-service/internal/testenv"
 	"github.com/token-service/token-service/token"
 )
 
@@ -164,16 +165,6 @@ func TestAgentIDRules(t *testing.T) {
 	}
 }
 
-// sign makes a token outside the issuer, as an attacker or another service could.
-func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	t.Helper()
-	raw, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
 func TestVerify(t *testing.T) {
 	iss := newIssuer()
 	now := time.Now()
@@ -189,7 +180,7 @@ func TestVerify(t *testing.T) {
 		return c
 	}
 	hs := func(secret string, mutate func(jwt.MapClaims)) string {
-		return sign(t, jwt.SigningMethodHS256, []byte(secret), claims(mutate))
+		return testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(secret), "", claims(mutate))
 	}
 	parts := strings.Split(valid.Token, ".")
 	for _, tc := range []struct {
@@ -202,8 +193,8 @@ func TestVerify(t *testing.T) {
 		{"unknown key", hs(testSecret, func(c jwt.MapClaims) { c["iss"] = "someone-else" }), token.ReasonUnknownKey},
 		{"no iss", hs(testSecret, func(c jwt.MapClaims) { delete(c, "iss") }), token.ReasonUnknownKey},
 		{"no exp", hs(testSecret, func(c jwt.MapClaims) { delete(c, "exp") }), token.ReasonMalformed},
-		{"HS512", sign(t, jwt.SigningMethodHS512, []byte(testSecret), claims(nil)), token.ReasonBadSignature},
-		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil)), token.ReasonBadSignature},
+		{"HS512", testenv.MintJWT(t, jwt.SigningMethodHS512, []byte(testSecret), "", claims(nil)), token.ReasonBadSignature},
+		{"alg none", testenv.MintJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", claims(nil)), token.ReasonBadSignature},
 		{"tampered payload", parts[0] + "." + strings.TrimRight(parts[1], "=") + "x." + parts[2], token.ReasonMalformed},
 		{"tampered signature", parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2])), token.ReasonBadSignature},
 		{"truncated", valid.Token[:len(valid.Token)/2], token.ReasonMalformed},

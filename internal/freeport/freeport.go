@@ -1,10 +1,7 @@
-// Package freeport picks loopback ports for the servers that tests and benchmarks start.
+// Package freeport picks loopback ports for the servers that tests and the load driver start.
 package freeport
 
-import (
-	"net"
-	"testing"
-)
+import "net"
 
 // Pick returns a port on 127.0.0.1 that was free a moment ago, for network "tcp" or "udp".
 // Another process may take it before the caller listens; on a test machine that is rare enough.
@@ -23,14 +20,4 @@ func Pick(network string) (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// TCP is Pick("tcp") for a test, which it fails when no port can be had.
-func TCP(tb testing.TB) int {
-	tb.Helper()
-	port, err := Pick("tcp")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return port
 }

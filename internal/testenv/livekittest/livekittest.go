@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/token-service/token-service/internal/freeport"
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
 // Version is the livekit-server the tests run against; newer tags carry replace directives that
@@ -142,20 +143,21 @@ logging: {level: warn}
 }
 
 func (s *Server) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
+	err := wait.Until(limit, func() error {
 		resp, err := http.Get(s.HTTPURL)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("livekit-server did not answer on %s within %s: %v", s.HTTPURL, limit, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET / = %d", resp.StatusCode)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("livekit-server on %s: %w", s.HTTPURL, err)
 	}
+	return nil
 }
 
 // Stop ends the server and removes its log.

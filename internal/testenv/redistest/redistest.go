@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/token-service/token-service/internal/freeport"
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
 // InstallHint tells a person how to get the binary.
@@ -53,15 +54,11 @@ func (s *Server) Restart() error {
 		cancel()
 		return fmt.Errorf("start redis-server: %w", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if s.ping() == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := wait.Until(5*time.Second, s.ping); err != nil {
+		s.Stop()
+		return fmt.Errorf("redis-server on %s: %w", s.Addr, err)
 	}
-	s.Stop()
-	return fmt.Errorf("redis-server did not answer PING on %s within 5 s", s.Addr)
+	return nil
 }
 
 // Stop kills the server, as a crash would.
