@@ -62,7 +62,8 @@ func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
 // join applies the policy and the rules to a join and signs it; it also returns the participant
 // name the token carries, which the policy may have filled in.
 func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfiguration, tokenType string) (Issued, string, error) {
-	if err := iss.s.Policy.authorizeJoin(c, &req, roomConfig); err != nil {
+	req = withCallerDefaults(c, req)
+	if err := iss.s.Policy.authorizeJoin(c, req, roomConfig); err != nil {
 		return Issued{}, "", err
 	}
 	if err := req.validate(); err != nil {
@@ -81,12 +82,16 @@ func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfi
 	}
 	// Set explicitly, because LiveKit reads an absent canPublish/canSubscribe as true and an
 	// absent canUpdateOwnMetadata as false; the token should not depend on those defaults.
-	video.CanPublish = flag(valueOr(g.CanPublish, true))
-	video.CanSubscribe = flag(valueOr(g.CanSubscribe, true))
-	video.CanPublishData = flag(valueOr(g.CanPublishData, true))
-	video.CanUpdateOwnMetadata = flag(valueOr(g.CanUpdateOwnMetadata, false))
+	f := &flags{
+		publish:   valueOr(g.CanPublish, true),
+		subscribe: valueOr(g.CanSubscribe, true),
+		data:      valueOr(g.CanPublishData, true),
+		metadata:  valueOr(g.CanUpdateOwnMetadata, false),
+	}
+	video.CanPublish, video.CanSubscribe, video.CanPublishData, video.CanUpdateOwnMetadata = &f.publish, &f.subscribe, &f.data, &f.metadata
 	if g.CanSubscribeMetrics != nil {
-		video.CanSubscribeMetrics = flag(*g.CanSubscribeMetrics)
+		f.metrics = *g.CanSubscribeMetrics
+		video.CanSubscribeMetrics = &f.metrics
 	}
 	video.CanPublishSources = g.CanPublishSources
 
@@ -110,7 +115,7 @@ func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfi
 // may publish, subscribe, send data and update its own metadata, and is visible to others. It
 // does not carry the video.agent flag, which is for workers registering with LiveKit.
 func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
-	if err := iss.s.Policy.AdmitService(c); err != nil {
+	if err := iss.s.Policy.admitService(c); err != nil {
 		return Issued{}, err
 	}
 	if err := req.validate(); err != nil {
@@ -121,8 +126,9 @@ func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
 		return Issued{}, err
 	}
 	identity := AgentPrefix + req.AgentID
+	f := &flags{publish: true, subscribe: true, data: true, metadata: true}
 	video := &auth.VideoGrant{RoomJoin: true, Room: req.Room, Agent: req.Worker,
-		CanPublish: flag(true), CanSubscribe: flag(true), CanPublishData: flag(true), CanUpdateOwnMetadata: flag(true)}
+		CanPublish: &f.publish, CanSubscribe: &f.subscribe, CanPublishData: &f.data, CanUpdateOwnMetadata: &f.metadata}
 	kind := livekit.ParticipantInfo_AGENT
 	if req.Kind == "bridge" {
 		kind = livekit.ParticipantInfo_BRIDGE
@@ -183,15 +189,11 @@ func expiry(jwt string) (int64, error) {
 	return claims.Exp, nil
 }
 
-// yes and no back every permission flag in the tokens we build: VideoGrant's setters allocate a
-// bool per call, and nothing writes through these pointers (ToJWT only reads them).
-var yes, no = true, false
-
-func flag(b bool) *bool {
-	if b {
-		return &yes
-	}
-	return &no
+// flags back the permission pointers of one token's VideoGrant: one allocation for all of them
+// (VideoGrant's setters allocate one bool each), and never shared with another token, so that
+// no write through one grant's pointer can change what a later token grants.
+type flags struct {
+	publish, subscribe, data, metadata, metrics bool
 }
 
 func valueOr(b *bool, fallback bool) bool {

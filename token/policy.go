@@ -41,9 +41,9 @@ type Forbidden struct {
 
 func (e *Forbidden) Error() string { return e.Reason }
 
-// AdmitService decides whether a caller may use a backend-only endpoint (agent tokens,
+// admitService decides whether a caller may use a backend-only endpoint (agent tokens,
 // verification). In development and test with no service keys they stay open, as on a laptop.
-func (p Policy) AdmitService(c Caller) error {
+func (p Policy) admitService(c Caller) error {
 	switch {
 	case c.Service:
 		return nil
@@ -55,32 +55,40 @@ func (p Policy) AdmitService(c Caller) error {
 	return nil
 }
 
-// AdmitParticipant decides whether a caller may ask for a participant token at all.
-func (p Policy) AdmitParticipant(c Caller) error {
+// admitParticipant decides whether a caller may ask for a participant token at all.
+func (p Policy) admitParticipant(c Caller) error {
 	if p.UserAuth && !c.Service && c.User == nil {
 		return ErrUnauthenticated
 	}
 	return nil
 }
 
-// authorizeJoin applies what the caller may ask for to a join request: a user's identity and
-// name come from the identity provider, and privileged grants need a service key.
-func (p Policy) authorizeJoin(c Caller, req *JoinRequest, roomConfig *livekit.RoomConfiguration) error {
-	if err := p.AdmitParticipant(c); err != nil {
+// withCallerDefaults fills what a signed-in user left out of a join with what the identity
+// provider vouches for: the identity and the display name.
+func withCallerDefaults(c Caller, req JoinRequest) JoinRequest {
+	if u := c.User; u != nil && !c.Service {
+		if req.Identity == "" {
+			req.Identity = u.Identity
+		}
+		if req.Name == "" {
+			req.Name = u.Name
+		}
+	}
+	return req
+}
+
+// authorizeJoin decides whether the caller may have the join it asks for: a user only as
+// itself and in its rooms, and privileged grants only with a service key.
+func (p Policy) authorizeJoin(c Caller, req JoinRequest, roomConfig *livekit.RoomConfiguration) error {
+	if err := p.admitParticipant(c); err != nil {
 		return err
 	}
 	if c.Service {
 		return nil
 	}
 	if u := c.User; u != nil {
-		switch {
-		case req.Identity == "":
-			req.Identity = u.Identity
-		case req.Identity != u.Identity:
+		if req.Identity != u.Identity {
 			return &Forbidden{Field: "identity", Reason: "identity must be the authenticated user's own"}
-		}
-		if req.Name == "" {
-			req.Name = u.Name
 		}
 		if u.RoomsRestricted && !slices.Contains(u.Rooms, req.Room) {
 			return &Forbidden{Field: "room", Reason: "the authenticated user may not join this room"}

@@ -2,6 +2,7 @@ package token
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -123,4 +124,33 @@ func (r *AgentRequest) validate() error {
 		return invalidf("kind", "must be agent or bridge")
 	}
 	return checkAttributes(r.Attributes)
+}
+
+// MaxAttributesBytes is LiveKit's own limit on a participant's attributes, keys plus values.
+const MaxAttributesBytes = 64 << 10
+
+// publishSources are the sources grants.canPublishSources may name, as LiveKit spells them.
+var publishSources = []string{"camera", "microphone", "screen_share", "screen_share_audio"}
+
+func checkAttributes(attributes map[string]string) error {
+	size := 0
+	for k, v := range attributes {
+		if k == "" {
+			return invalidf("attributes", "must not have an empty key")
+		}
+		size += len(k) + len(v)
+	}
+	if size > MaxAttributesBytes {
+		return invalidf("attributes", "must be at most %d bytes of keys and values", MaxAttributesBytes)
+	}
+	return nil
+}
+
+func checkPublishSources(sources []string) error {
+	for _, s := range sources {
+		if !slices.Contains(publishSources, s) {
+			return invalidf("grants.canPublishSources", "may only name camera, microphone, screen_share and screen_share_audio")
+		}
+	}
+	return nil
 }

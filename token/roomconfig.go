@@ -1,42 +1,11 @@
 package token
 
 import (
-	"slices"
-
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/encoding/protojson"
 )
-
-// MaxAttributesBytes is LiveKit's own limit on a participant's attributes, keys plus values.
-const MaxAttributesBytes = 64 << 10
-
-// publishSources are the sources grants.canPublishSources may name, as LiveKit spells them.
-var publishSources = []string{"camera", "microphone", "screen_share", "screen_share_audio"}
-
-func checkAttributes(attributes map[string]string) error {
-	size := 0
-	for k, v := range attributes {
-		if k == "" {
-			return invalidf("attributes", "must not have an empty key")
-		}
-		size += len(k) + len(v)
-	}
-	if size > MaxAttributesBytes {
-		return invalidf("attributes", "must be at most %d bytes of keys and values", MaxAttributesBytes)
-	}
-	return nil
-}
-
-func checkPublishSources(sources []string) error {
-	for _, s := range sources {
-		if !slices.Contains(publishSources, s) {
-			return invalidf("grants.canPublishSources", "may only name camera, microphone, screen_share and screen_share_audio")
-		}
-	}
-	return nil
-}
 
 // parseRoomConfig reads room_config, LiveKit's RoomConfiguration in protojson (snake_case or
 // camelCase). A configuration carrying storage credentials is refused, as livekit/protocol refuses
