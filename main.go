@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strings"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/internal/app"
 	"github.com/token-service/token-service/logging"
 )
 
@@ -28,7 +29,6 @@ import (
 var version = "dev"
 
 func main() {
-	tuneGC(os.Getenv)
 	if len(os.Args) > 1 {
 		os.Exit(subcommand(os.Args[1], os.Environ()))
 	}
@@ -46,12 +46,12 @@ func main() {
 // tuneGC trades memory the service has to spare for CPU: its live heap is a few MiB, so the
 // default GOGC=100 collects every few thousand requests. Collecting at 5x the live heap, but
 // before 24 MiB, cut CPU per request by a quarter under load while peak RSS stayed under 40 MiB
-// (docs/performance.md). GOGC or GOMEMLIMIT in the environment win.
-func tuneGC(getenv func(string) string) {
-	if getenv("GOGC") == "" {
+// (docs/performance.md). GOGC or GOMEMLIMIT in the environment win (the runtime read them).
+func tuneGC(cfg config.Config) {
+	if cfg.GoGC == "" {
 		debug.SetGCPercent(400)
 	}
-	if getenv("GOMEMLIMIT") == "" {
+	if cfg.GoMemLimit == "" {
 		debug.SetMemoryLimit(24 << 20)
 	}
 }
@@ -63,6 +63,7 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(cfg)
 	level, _ := zerolog.ParseLevel(cfg.LogLevel) // validated by Load
 	logSink := logging.NewBufferedWriter(logOut, 100*time.Millisecond)
 	defer logSink.Close()
@@ -71,16 +72,16 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		log.Warn().Msg(warning)
 	}
 
-	services, err := handlers.NewServices(ctx, cfg, version, log)
+	deps, closeDeps, err := app.New(ctx, cfg, version, log)
 	if err != nil {
 		return err
 	}
-	defer services.Close()
-	servers := []*http.Server{newServer(handlers.NewRouter(cfg, services, log), log)}
+	defer closeDeps()
+	servers := []*http.Server{newServer(handlers.NewRouter(deps), log)}
 	addrs := []string{cfg.ListenAddr()}
 	if addr := cfg.MetricsAddr(); addr != "" {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", services.Metrics.Handler())
+		mux.Handle("GET /metrics", deps.Metrics.Handler())
 		servers, addrs = append(servers, newServer(mux, log)), append(addrs, addr)
 	}
 	var listeners []net.Listener
@@ -108,7 +109,7 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 
 	// Report not-ready first and keep serving, so the load balancer stops sending new requests
 	// before the listener closes.
-	services.Readiness.Drain()
+	deps.Readiness.Drain()
 	log.Info().Dur("delay", cfg.ShutdownDelay()).Msg("shutting down: not ready")
 	select {
 	case <-time.After(cfg.ShutdownDelay()):
@@ -148,7 +149,12 @@ func subcommand(name string, environ []string) int {
 		fmt.Printf("token-service %s (%s)\n", version, runtime.Version())
 		return 0
 	case "healthcheck":
-		if err := healthcheck(environ); err != nil {
+		err := healthcheck(environ)
+		switch {
+		case errors.Is(err, config.ErrInvalid):
+			fmt.Fprintln(os.Stderr, "token-service:", err)
+			return 2
+		case err != nil:
 			fmt.Fprintln(os.Stderr, "unhealthy:", err)
 			return 1
 		}
@@ -159,18 +165,19 @@ func subcommand(name string, environ []string) int {
 	}
 }
 
+// healthcheck asks /health of the service that this environment configures, on loopback when it
+// listens on every interface.
 func healthcheck(environ []string) error {
-	host, port := "127.0.0.1", "3001" // the service listens on every interface unless HOST says otherwise
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "PORT="); ok && v != "" {
-			port = v
-		}
-		if v, ok := strings.CutPrefix(kv, "HOST="); ok && v != "" {
-			host = v
-		}
+	cfg, err := config.Load(environ)
+	if err != nil {
+		return err
+	}
+	host := cfg.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
 	}
 	client := &http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/health")
+	resp, err := client.Get("http://" + net.JoinHostPort(host, strconv.Itoa(cfg.Port)) + "/health")
 	if err != nil {
 		return err
 	}

@@ -196,6 +196,10 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	if got := subcommand("healthcheck", []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(testenv.FreePort(t))}); got != 1 {
 		t.Errorf("healthcheck with nothing listening = %d, want 1", got)
 	}
+	// A bad configuration says so (exit 2), instead of "connection refused".
+	if got := subcommand("healthcheck", []string{"HOST=127.0.0.1", "PORT=abc"}); got != 2 {
+		t.Errorf("healthcheck with PORT=abc = %d, want 2", got)
+	}
 	if got := subcommand("bogus", nil); got != 2 {
 		t.Errorf("unknown subcommand = %d, want 2", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,8 +28,8 @@ var ErrBadCredentials = errors.New("the credentials sent are not valid")
 // leeway allows for clocks that differ a little between the identity provider and us.
 const leeway = 30 * time.Second
 
-// Options configure an Authenticator; the zero value recognises nobody.
-type Options struct {
+// Settings configure an Authenticator; the zero value recognises nobody.
+type Settings struct {
 	ServiceKeys   []string
 	JWKSURL       string // verify user tokens with the provider's published keys
 	JWTSecret     string // or with a shared HS256 secret
@@ -44,18 +45,22 @@ type Options struct {
 
 // Authenticator identifies callers. It is safe for concurrent use.
 type Authenticator struct {
-	serviceKeys [][sha256.Size]byte
-	parser      *jwt.Parser
-	keys        jwt.Keyfunc // nil when end-user authentication is off
-	opts        Options
+	serviceKeys   [][sha256.Size]byte
+	serviceKeyIDs []string
+	parser        *jwt.Parser
+	keys          jwt.Keyfunc // nil when end-user authentication is off
+	opts          Settings
 }
 
 // New returns an Authenticator. With a JWKS URL it starts fetching and refreshing the provider's
 // keys until ctx ends; start-up does not wait for, or fail on, the first fetch.
-func New(ctx context.Context, opts Options) (*Authenticator, error) {
+func New(ctx context.Context, opts Settings) (*Authenticator, error) {
 	a := &Authenticator{opts: opts}
 	for _, key := range opts.ServiceKeys {
-		a.serviceKeys = append(a.serviceKeys, sha256.Sum256([]byte(key)))
+		digest := sha256.Sum256([]byte(key))
+		a.serviceKeys = append(a.serviceKeys, digest)
+		// A digest prefix: the same on every replica, and useless for guessing the key.
+		a.serviceKeyIDs = append(a.serviceKeyIDs, hex.EncodeToString(digest[:8]))
 	}
 	switch {
 	case opts.JWTSecret != "":
@@ -103,8 +108,8 @@ func (a *Authenticator) Identify(r *http.Request) (token.Caller, error) {
 	if !isBearer {
 		credential = "" // still compared, so every refusal costs the same
 	}
-	if a.isServiceKey(credential) {
-		return token.Caller{Service: true}, nil
+	if id, ok := a.serviceKeyID(credential); ok {
+		return token.Caller{Service: true, ServiceKeyID: id}, nil
 	}
 	switch {
 	case header == "" || (len(a.serviceKeys) == 0 && a.keys == nil):
@@ -119,15 +124,21 @@ func (a *Authenticator) Identify(r *http.Request) (token.Caller, error) {
 	return token.Caller{}, ErrBadCredentials
 }
 
-// isServiceKey compares digests of the candidate and of every key, without stopping early, so
+// serviceKeyID compares digests of the candidate and of every key, without stopping early, so
 // that neither a wrong key nor a missing one (the empty string) can be told apart by timing.
-func (a *Authenticator) isServiceKey(candidate string) bool {
+// The ID of the key that matched names it (to rate-limit it) without revealing it.
+func (a *Authenticator) serviceKeyID(candidate string) (string, bool) {
 	digest := sha256.Sum256([]byte(candidate))
-	match := 0
+	match, index := 0, 0
 	for i := range a.serviceKeys {
-		match |= subtle.ConstantTimeCompare(digest[:], a.serviceKeys[i][:])
+		equal := subtle.ConstantTimeCompare(digest[:], a.serviceKeys[i][:])
+		match |= equal
+		index = subtle.ConstantTimeSelect(equal, i, index)
 	}
-	return match == 1 && candidate != ""
+	if match != 1 || candidate == "" {
+		return "", false
+	}
+	return a.serviceKeyIDs[index], true
 }
 
 func (a *Authenticator) verifyUser(raw string) (*token.User, error) {

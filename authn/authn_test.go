@@ -29,7 +29,7 @@ func identify(t testing.TB, a *authn.Authenticator, authorization string) (bool,
 }
 
 func TestIdentifyServiceKeys(t *testing.T) {
-	a, err := authn.New(t.Context(), authn.Options{ServiceKeys: keys})
+	a, err := authn.New(t.Context(), authn.Settings{ServiceKeys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestIdentifyServiceKeys(t *testing.T) {
 }
 
 func TestNothingConfiguredIgnoresTheHeader(t *testing.T) {
-	a, err := authn.New(t.Context(), authn.Options{})
+	a, err := authn.New(t.Context(), authn.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestNothingConfiguredIgnoresTheHeader(t *testing.T) {
 // BenchmarkRefuse shows that a wrong key and a missing key cost the same to refuse: both hash the
 // candidate and compare it with every configured key. Compare the two ns/op in one run.
 func BenchmarkRefuse(b *testing.B) {
-	a, err := authn.New(b.Context(), authn.Options{ServiceKeys: keys})
+	a, err := authn.New(b.Context(), authn.Settings{ServiceKeys: keys})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestEdDSAUserTokenFromJWKS(t *testing.T) {
 			base64.RawURLEncoding.EncodeToString(pub))
 	}))
 	defer jwks.Close()
-	a, err := authn.New(t.Context(), authn.Options{JWKSURL: jwks.URL, Issuer: "idp", Audience: "app",
+	a, err := authn.New(t.Context(), authn.Settings{JWKSURL: jwks.URL, Issuer: "idp", Audience: "app",
 		Algorithms: []string{"RS256", "ES256", "EdDSA"}, IdentityClaim: "sub", NameClaim: "name"})
 	if err != nil {
 		t.Fatal(err)

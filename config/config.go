@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/redis/go-redis/v9"
 )
 
 // Environments the service knows; anything else is a configuration error.
@@ -59,6 +60,14 @@ type Config struct {
 
 	RateLimitWindowMS    int `env:"RATE_LIMIT_WINDOW_MS" envDefault:"60000"`
 	RateLimitMaxRequests int `env:"RATE_LIMIT_MAX_REQUESTS" envDefault:"100"`
+	// Callers with a service key are limited per key, apart from everyone else (0: no limit).
+	RateLimitServiceMaxRequests int `env:"RATE_LIMIT_SERVICE_MAX_REQUESTS" envDefault:"0"`
+	// IPv6 clients share one limit per prefix of this many bits, since one host gets a whole /64.
+	RateLimitIPv6Prefix int `env:"RATE_LIMIT_IPV6_PREFIX" envDefault:"64"`
+	// The one header that carries the client address, read only from TRUSTED_PROXIES peers.
+	ClientIPHeader string `env:"CLIENT_IP_HEADER" envDefault:"X-Forwarded-For"`
+	// The most a request waits for Redis before it is counted in memory instead.
+	RedisTimeoutMS int `env:"REDIS_TIMEOUT_MS" envDefault:"5"`
 
 	CORSOrigins    string `env:"CORS_ORIGINS" envDefault:"*"`
 	LogLevel       string `env:"LOG_LEVEL"`
@@ -85,6 +94,10 @@ type Config struct {
 	AuthIdentityClaim string `env:"AUTH_JWT_IDENTITY_CLAIM" envDefault:"sub"`
 	AuthNameClaim     string `env:"AUTH_JWT_NAME_CLAIM" envDefault:"name"`
 	AuthRoomsClaim    string `env:"AUTH_JWT_ROOMS_CLAIM"`
+
+	// Read by the Go runtime itself; run only sets its own defaults when they are unset.
+	GoGC       string `env:"GOGC"`
+	GoMemLimit string `env:"GOMEMLIMIT"`
 
 	// Warnings are things an operator should see at start-up that do not stop it.
 	Warnings []string `env:"-"`
@@ -196,6 +209,10 @@ func (c *Config) validate() []string {
 		"must be from 1 to MAX_TOKEN_TTL_SECONDS")
 	check(c.RateLimitWindowMS >= 1, "RATE_LIMIT_WINDOW_MS", "must be at least 1")
 	check(c.RateLimitMaxRequests >= 0, "RATE_LIMIT_MAX_REQUESTS", "must be 0 (off) or more")
+	check(c.RateLimitServiceMaxRequests >= 0, "RATE_LIMIT_SERVICE_MAX_REQUESTS", "must be 0 (no limit) or more")
+	check(c.RateLimitIPv6Prefix >= 1 && c.RateLimitIPv6Prefix <= 128, "RATE_LIMIT_IPV6_PREFIX", "must be from 1 to 128")
+	check(validHeaderName(c.ClientIPHeader), "CLIENT_IP_HEADER", "must be a header name such as X-Forwarded-For, X-Real-IP or CF-Connecting-IP")
+	check(c.RedisTimeoutMS >= 1 && c.RedisTimeoutMS <= 1000, "REDIS_TIMEOUT_MS", "must be from 1 to 1000")
 
 	if _, err := parseOrigins(c.CORSOrigins); err != nil {
 		p = append(p, "CORS_ORIGINS: "+err.Error())
@@ -212,9 +229,8 @@ func (c *Config) validate() []string {
 	check(c.MetricsPort >= 0 && c.MetricsPort <= 65535 && c.MetricsPort != c.Port, "METRICS_PORT",
 		"must be 0 (serve /metrics on PORT) or another port from 1 to 65535")
 	if c.RedisURL != "" {
-		u, err := url.Parse(c.RedisURL.Reveal())
-		check(err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Host != "", "REDIS_URL",
-			"must be a redis:// or rediss:// URL such as redis://:password@redis:6379/0")
+		_, err := c.RedisOptions()
+		check(err == nil, "REDIS_URL", "must be a redis:// or rediss:// URL such as redis://:password@redis:6379/0")
 	}
 	for _, key := range c.ServiceKeys() {
 		if len(key) < minProductionSecretLen {
@@ -287,6 +303,19 @@ func validWSURL(raw string) bool {
 	return false
 }
 
+// validHeaderName accepts an HTTP header name (RFC 9110 token characters).
+func validHeaderName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 func validLogLevel(level string) bool {
 	switch level {
 	case "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled":
@@ -352,6 +381,28 @@ func (c Config) MaxTTL() time.Duration { return time.Duration(c.MaxTTLSeconds) *
 // RateLimitWindow is the window over which RateLimitMaxRequests are counted.
 func (c Config) RateLimitWindow() time.Duration {
 	return time.Duration(c.RateLimitWindowMS) * time.Millisecond
+}
+
+// RedisOptions is REDIS_URL parsed as go-redis reads it (the check at start-up and the client
+// use the same parser); nil when REDIS_URL is unset.
+func (c Config) RedisOptions() (*redis.Options, error) {
+	if c.RedisURL == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(c.RedisURL.Reveal())
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return nil, errors.New("not a redis:// or rediss:// URL")
+	}
+	opts, err := redis.ParseURL(c.RedisURL.Reveal())
+	if err != nil {
+		return nil, errors.New("not a valid Redis URL") // go-redis's message quotes the value
+	}
+	return opts, nil
+}
+
+// RedisTimeout is the latency budget of one Redis call.
+func (c Config) RedisTimeout() time.Duration {
+	return time.Duration(c.RedisTimeoutMS) * time.Millisecond
 }
 
 // AllowedOrigins is CORS_ORIGINS as a list; ["*"] allows every origin.

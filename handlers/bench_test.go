@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/httprate"
 	"github.com/livekit/protocol/auth"
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/internal/app"
 	"github.com/token-service/token-service/logging"
 )
 
@@ -33,12 +33,12 @@ func productionRouter(b *testing.B, logOut io.Writer) http.Handler {
 		b.Fatal(err)
 	}
 	log := logging.New(logOut, zerolog.InfoLevel, false)
-	services, err := handlers.NewServices(b.Context(), cfg, "bench", log)
+	deps, closeDeps, err := app.New(b.Context(), cfg, "bench", log)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = services.Close() })
-	return handlers.NewRouter(cfg, services, log)
+	b.Cleanup(func() { _ = closeDeps() })
+	return handlers.NewRouter(deps)
 }
 
 // nullWriter is a ResponseWriter that keeps only the status, so that allocs/op counts the router
@@ -145,19 +145,3 @@ func BenchmarkLibrary(b *testing.B) {
 	})
 }
 
-// BenchmarkRateLimiter is go-chi/httprate alone, as the router configures it, for one client:
-// what rate limiting costs per request (docs/performance.md). -cpu 1,2 shows the contention on
-// its single mutex.
-func BenchmarkRateLimiter(b *testing.B) {
-	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	limited := httprate.LimitBy(1_000_000_000, time.Minute, func(*http.Request) (string, error) { return "127.0.0.1", nil })(ok)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		req := httptest.NewRequest(http.MethodPost, "/token", nil)
-		w := &nullWriter{header: http.Header{}}
-		for pb.Next() {
-			clear(w.header)
-			limited.ServeHTTP(w, req)
-		}
-	})
-}

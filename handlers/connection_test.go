@@ -89,7 +89,11 @@ func TestConnectionDetailsUnderPolicy(t *testing.T) {
 		t.Errorf("identity %q, want the claim's", g.Identity)
 	}
 	srv.post(t, "/connection-details", `{"participant_identity":"someone-else"}`, "Authorization: Bearer "+user).wantError(t, 403, "forbidden", "identity")
-	// Same budget as the token routes.
+	// Same budget as the token routes, and the user's own: the anonymous 401 above counted
+	// against the address.
+	if r := srv.post(t, "/token", `{"room":"r"}`, "Authorization: Bearer "+user); r.status != 200 {
+		t.Fatalf("third request of the user: %d %s", r.status, r.raw)
+	}
 	srv.post(t, "/connection-details", `{}`, "Authorization: Bearer "+user).wantError(t, 429, "rate_limited", "")
 }
 

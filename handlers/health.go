@@ -41,7 +41,7 @@ func handleHealth() http.HandlerFunc {
 
 // handleReady answers 200 until shutdown begins, then 503 (readiness). A Redis outage does not
 // make the replica unready, since it still issues tokens; the body says where counting happens.
-func handleReady(readiness *Readiness, limits *ratelimit.Backend) http.HandlerFunc {
+func handleReady(readiness *Readiness, limits *ratelimit.Limiter) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		reply, code := statusNow("ready"), http.StatusOK
 		if readiness.draining.Load() {

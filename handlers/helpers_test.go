@@ -12,6 +12,7 @@ import (
 
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/internal/app"
 	"github.com/token-service/token-service/internal/testenv/logtest"
 	"github.com/token-service/token-service/logging"
 )
@@ -49,12 +50,12 @@ func newRouter(t testing.TB, env ...string) (http.Handler, *logtest.Buffer, *han
 	}
 	logs := &logtest.Buffer{}
 	log := logging.New(logs, zerolog.DebugLevel, false)
-	services, err := handlers.NewServices(t.Context(), cfg, "test", log)
+	deps, closeDeps, err := app.New(t.Context(), cfg, "test", log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = services.Close() })
-	return handlers.NewRouter(cfg, services, log), logs, services.Readiness
+	t.Cleanup(func() { _ = closeDeps() })
+	return handlers.NewRouter(deps), logs, deps.Readiness
 }
 
 type reply struct {

@@ -22,8 +22,10 @@ type Metrics struct {
 	issued        *prometheus.CounterVec
 	verified      *prometheus.CounterVec
 	rateLimited   prometheus.Counter
+	decisions     *prometheus.CounterVec
 	backendErrors prometheus.Counter
 	fallbacks     prometheus.Counter
+	fallbackOn    prometheus.Gauge
 }
 
 // New registers every metric, the Go runtime and process collectors, and a build-info gauge.
@@ -41,16 +43,21 @@ func New(version string) *Metrics {
 			Help: "Token verifications by result: valid, or the reason it is not."}, []string{"result"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limited_requests_total",
 			Help: "Requests refused by the rate limiter."}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limit_decisions_total",
+			Help: "Rate-limit decisions (allowed, limited, fallback: decided in memory because Redis could not answer) by key kind (ip, user, service)."},
+			[]string{"decision", "key_kind"}),
 		backendErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limit_backend_errors_total",
-			Help: "Errors from the shared rate-limit backend (Redis)."}),
+			Help: "Redis calls that failed or missed their latency budget (REDIS_TIMEOUT_MS)."}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "rate_limit_fallbacks_total",
 			Help: "Times rate limiting fell back from Redis to in-memory counting."}),
+		fallbackOn: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "rate_limit_fallback_active",
+			Help: "1 while this replica counts rate limits in memory because Redis keeps missing its budget."}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help:        "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	buildInfo.Set(1)
-	m.registry.MustRegister(m.requests, m.duration, m.issued, m.verified, m.rateLimited, m.backendErrors, m.fallbacks,
+	m.registry.MustRegister(m.requests, m.duration, m.issued, m.verified, m.rateLimited, m.decisions, m.backendErrors, m.fallbacks, m.fallbackOn,
 		buildInfo, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,24 +91,35 @@ func (m *Metrics) Verified(result string) {
 	}
 }
 
-// RateLimited counts a request the rate limiter refused.
-func (m *Metrics) RateLimited() {
-	if m != nil {
+// RateLimitDecision counts one decision of the rate limiter by its key kind; both are from
+// ratelimit's fixed sets.
+func (m *Metrics) RateLimitDecision(decision, keyKind string) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(decision, keyKind).Inc()
+	if decision == "limited" {
 		m.rateLimited.Inc()
 	}
 }
 
-// RateLimitBackendError counts an error from Redis.
+// RateLimitBackendError counts a Redis call that failed or missed its budget.
 func (m *Metrics) RateLimitBackendError() {
 	if m != nil {
 		m.backendErrors.Inc()
 	}
 }
 
-// RateLimitFallback counts a switch from Redis to in-memory counting.
-func (m *Metrics) RateLimitFallback() {
-	if m != nil {
+// RateLimitFallback records a switch from Redis to in-memory counting (true) or back.
+func (m *Metrics) RateLimitFallback(active bool) {
+	if m == nil {
+		return
+	}
+	if active {
 		m.fallbacks.Inc()
+		m.fallbackOn.Set(1)
+	} else {
+		m.fallbackOn.Set(0)
 	}
 }
 

@@ -1,30 +1,192 @@
-package ratelimit_test
+package ratelimit
 
 import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/token-service/token-service/ratelimit"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/token-service/token-service/internal/testenv/delayproxy"
+	"github.com/token-service/token-service/internal/testenv/redistest"
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
-func TestBackends(t *testing.T) {
-	memory, err := ratelimit.New("", time.Minute, ratelimit.Events{})
-	if err != nil || memory.State() != ratelimit.Memory || len(memory.Options()) != 0 || memory.Close() != nil {
-		t.Fatalf("no REDIS_URL: %v %s", err, memory.State())
+func startRedis(t *testing.T) *redistest.Server {
+	t.Helper()
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Password, user, database and TLS forms parse; nothing is dialled until a request needs Redis.
-	for _, url := range []string{"redis://127.0.0.1:6379/0", "redis://:s3cret@redis:6379/2", "rediss://user:s3cret@redis.example.com:6380/1"} {
-		backend, err := ratelimit.New(url, time.Minute, ratelimit.Events{})
-		if err != nil {
-			t.Errorf("%s: %v", url, err)
-			continue
-		}
-		if backend.State() != ratelimit.Redis || len(backend.Options()) != 1 {
-			t.Errorf("%s: state %s", url, backend.State())
-		}
-		_ = backend.Close()
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+func redisLimiter(t *testing.T, addr string, limit int, window time.Duration, onFallback func(bool)) *Limiter {
+	t.Helper()
+	l := New(Settings{Limit: limit, Window: window, IPv6Prefix: 64, Redis: &redis.Options{Addr: addr},
+		RedisTimeout: 5 * time.Millisecond, OnFallback: onFallback})
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// admitted counts, per window (told apart by when it ends), how many of n requests for key
+// spread over the limiters were admitted, sending them from 16 goroutines at once.
+func admitted(t *testing.T, n, limit int, key string, limiters ...*Limiter) map[int64]int {
+	t.Helper()
+	var mu sync.Mutex
+	perWindow := map[int64]int{}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				l := limiters[int(i)%len(limiters)]
+				count, reset, decidedBy := l.count(ctx, key)
+				if decidedBy == RedisFallback {
+					t.Errorf("request %d counted in memory: Redis missed its budget", i)
+				}
+				if count <= limit {
+					mu.Lock()
+					perWindow[reset.Round(time.Minute).Unix()]++ // windows end on the hour
+					mu.Unlock()
+				}
+			}
+		})
 	}
-	if _, err := ratelimit.New("http://redis:6379", time.Minute, ratelimit.Events{}); err == nil {
-		t.Error("an http:// URL was accepted")
+	wg.Wait()
+	return perWindow
+}
+
+// Two replicas on one Redis admit, in each window, exactly the limit between them: the count is
+// one atomic script, so the tolerance is zero.
+func TestReplicasShareOneLimitExactly(t *testing.T) {
+	srv := startRedis(t)
+	a := redisLimiter(t, srv.Addr, 50, time.Hour, nil)
+	b := redisLimiter(t, srv.Addr, 50, time.Hour, nil)
+	// A generous budget: this test is about the count, not about latency on a busy machine.
+	a.redis.budget, b.redis.budget = time.Second, time.Second
+	perWindow := admitted(t, 300, 50, "ip:203.0.113.7", a, b)
+	total := 0
+	for window, n := range perWindow {
+		total += n
+		if n != 50 {
+			t.Errorf("window ending %d admitted %d, want exactly 50", window, n)
+		}
+	}
+	if total == 0 {
+		t.Fatal("nothing admitted")
+	}
+	if state := a.State(); state != Redis {
+		t.Errorf("state %q", state)
 	}
 }
+
+func TestMemoryCounterFixedWindow(t *testing.T) {
+	m := newMemoryCounter(time.Minute)
+	start := time.UnixMilli(60_000 * 1000) // the start of a window
+	for i := 1; i <= 3; i++ {
+		if n, reset := m.count("k", start.Add(time.Duration(i)*time.Second)); n != i || !reset.Equal(start.Add(time.Minute)) {
+			t.Fatalf("request %d: count %d reset %v", i, n, reset)
+		}
+	}
+	if n, _ := m.count("other", start); n != 1 {
+		t.Errorf("another key shares the count: %d", n)
+	}
+	if n, reset := m.count("k", start.Add(time.Minute)); n != 1 || !reset.Equal(start.Add(2*time.Minute)) {
+		t.Errorf("the next window starts at 1: %d %v", n, reset)
+	}
+}
+
+// A flood of distinct clients cannot grow the counters past their bound; the overflow is
+// limited together.
+func TestMemoryCounterIsBounded(t *testing.T) {
+	m := newMemoryCounter(time.Minute)
+	now := time.UnixMilli(60_000 * 1000)
+	for i := range shardCount * maxKeysPerShard * 2 {
+		m.count(string(rune(i))+"-client", now)
+	}
+	for i := range m.shards {
+		if n := len(m.shards[i].counts); n > maxKeysPerShard+1 {
+			t.Fatalf("shard %d holds %d keys", i, n)
+		}
+	}
+}
+
+// Slow is down: a Redis that answers in 80 ms (under no timeout of its own) costs each request
+// at most the budget, and after a few misses the replica stops asking until a probe succeeds.
+func TestStallingRedisFallsBackAndRecovers(t *testing.T) {
+	srv := startRedis(t)
+	proxy, err := delayproxy.Start(srv.Addr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	var switches []bool
+	var mu sync.Mutex
+	l := redisLimiter(t, proxy.Addr, 1000, time.Minute, func(on bool) { mu.Lock(); switches = append(switches, on); mu.Unlock() })
+	if _, _, by := l.count(ctx, "k"); by != Redis {
+		t.Fatalf("a fast Redis: decided by %s", by)
+	}
+
+	proxy.SetDelay(40 * time.Millisecond) // 80 ms per round trip
+	slowest := time.Duration(0)
+	for range 20 {
+		start := time.Now()
+		if _, _, by := l.count(ctx, "k"); by != RedisFallback {
+			t.Fatalf("a stalled Redis decided a request (%s)", by)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	// The bound: never more than the budget (5 ms) waiting for Redis; the margin is
+	// for a busy machine's scheduling.
+	if slowest > 5*time.Millisecond+50*time.Millisecond {
+		t.Errorf("slowest request waited %s for a stalled Redis", slowest)
+	}
+	if l.State() != RedisFallback {
+		t.Errorf("state %q after 20 misses", l.State())
+	}
+
+	proxy.SetDelay(0)
+	wait.For(t, 5*time.Second, func() error {
+		l.count(ctx, "k") // only a request can probe
+		if l.State() != Redis {
+			return errors.New("still counting in memory")
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(switches) != 2 || !switches[0] || switches[1] {
+		t.Errorf("switches heard %v, want [true false]: one per switch", switches)
+	}
+}
+
+func TestKilledRedisFallsBackThenShares(t *testing.T) {
+	srv := startRedis(t)
+	l := redisLimiter(t, srv.Addr, 1000, time.Minute, nil)
+	if _, _, by := l.count(ctx, "k"); by != Redis {
+		t.Fatalf("decided by %s", by)
+	}
+	srv.Stop()
+	for range missesToOpen {
+		l.count(ctx, "k")
+	}
+	if l.State() != RedisFallback {
+		t.Fatalf("state %q with Redis dead", l.State())
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, func() error {
+		if _, _, by := l.count(ctx, "k"); by != Redis {
+			return errors.New("not back on Redis")
+		}
+		return nil
+	})
+}
+
+var ctx = context.Background()

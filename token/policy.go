@@ -10,8 +10,9 @@ import (
 // Caller is who asks for a token, as the service established it from the request's credentials.
 // The zero Caller is anonymous.
 type Caller struct {
-	Service bool  // presented a valid service API key: a trusted backend
-	User    *User // presented a valid end-user JWT from the app's identity provider
+	Service      bool   // presented a valid service API key: a trusted backend
+	ServiceKeyID string // which key: a digest prefix, never the key itself
+	User         *User  // presented a valid end-user JWT from the app's identity provider
 }
 
 // User is an end user vouched for by the identity provider.

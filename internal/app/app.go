@@ -1,0 +1,61 @@
+// Package app builds, from a validated configuration, every service the router needs: metrics,
+// the rate limiter, the authenticator and the issuer. run calls it, and so do the handler tests,
+// so that both serve exactly the same wiring.
+package app
+
+import (
+	"context"
+
+	"github.com/rs/zerolog"
+
+	"github.com/token-service/token-service/authn"
+	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/metrics"
+	"github.com/token-service/token-service/ratelimit"
+	"github.com/token-service/token-service/token"
+)
+
+// New returns the router's dependencies and a function that releases what they hold open
+// (Redis connections). Background work (refreshing an identity provider's keys) ends with ctx.
+func New(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (handlers.Deps, func() error, error) {
+	m := metrics.New(version)
+	redisOptions, _ := cfg.RedisOptions() // validated by config.Load
+	limiter := ratelimit.New(ratelimit.Settings{
+		Limit: cfg.RateLimitMaxRequests, ServiceLimit: cfg.RateLimitServiceMaxRequests,
+		Window: cfg.RateLimitWindow(), IPv6Prefix: cfg.RateLimitIPv6Prefix,
+		Redis: redisOptions, RedisTimeout: cfg.RedisTimeout(),
+		OnDecision: m.RateLimitDecision, OnRedisMiss: m.RateLimitBackendError,
+		OnFallback: func(active bool) {
+			m.RateLimitFallback(active)
+			if active {
+				log.Warn().Msg("redis missed its latency budget repeatedly: counting rate limits in memory on this replica")
+			} else {
+				log.Info().Msg("redis answers again: rate limits are shared again")
+			}
+		},
+	})
+	auth, err := authn.New(ctx, authn.Settings{
+		ServiceKeys: cfg.ServiceKeys(),
+		JWKSURL:     cfg.AuthJWKSURL, JWTSecret: cfg.AuthJWTSecret.Reveal(),
+		Issuer: cfg.AuthJWTIssuer, Audience: cfg.AuthJWTAudience, Algorithms: cfg.JWTAlgorithms(),
+		IdentityClaim: cfg.AuthIdentityClaim, NameClaim: cfg.AuthNameClaim, RoomsClaim: cfg.AuthRoomsClaim,
+		OnJWKSError: func(err error) { log.Warn().Err(err).Msg("JWKS refresh failed; keeping the last keys") },
+	})
+	if err != nil {
+		_ = limiter.Close()
+		return handlers.Deps{}, nil, err
+	}
+	issuer := token.NewIssuer(token.Settings{
+		APIKey: cfg.APIKey, APISecret: cfg.APISecret.Reveal(), WSURL: cfg.WSURL,
+		DefaultTTL: cfg.DefaultTTL(), MaxTTL: cfg.MaxTTL(),
+		Policy:    token.Policy{Production: cfg.Production(), ServiceKeys: len(cfg.ServiceKeys()) > 0, UserAuth: cfg.UserAuth()},
+		Recorder:  m,
+		OtherKeys: cfg.VerifyOnlyKeys(),
+	})
+	return handlers.Deps{
+		Issuer: issuer, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log,
+		CORSOrigins: cfg.AllowedOrigins(), TrustedProxies: cfg.TrustedProxyCIDRs(), ClientIPHeader: cfg.ClientIPHeader,
+		ServeMetrics: cfg.MetricsAddr() == "",
+	}, limiter.Close, nil
+}
