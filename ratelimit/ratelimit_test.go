@@ -190,3 +190,36 @@ func TestKilledRedisFallsBackThenShares(t *testing.T) {
 }
 
 var ctx = context.Background()
+
+// BenchmarkMemoryLimiter is the in-memory counter alone, each goroutine its own client: -cpu 1,2
+// shows whether clients wait for each other (docs/performance.md).
+func BenchmarkMemoryLimiter(b *testing.B) {
+	l := New(Settings{Limit: 1 << 30, Window: time.Minute, IPv6Prefix: 64})
+	var clients atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		key := "ip:198.51.100." + string(rune('0'+clients.Add(1)%10))
+		for pb.Next() {
+			l.count(ctx, key)
+		}
+	})
+}
+
+// BenchmarkRedisLimiter is one request's count on a real redis-server over loopback.
+func BenchmarkRedisLimiter(b *testing.B) {
+	srv, err := redistest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop()
+	l := New(Settings{Limit: 1 << 30, Window: time.Minute, IPv6Prefix: 64, Redis: &redis.Options{Addr: srv.Addr}, RedisTimeout: time.Second})
+	defer l.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, by := l.count(ctx, "ip:198.51.100.1"); by != Redis {
+				b.Fatal("counted in memory")
+			}
+		}
+	})
+}

@@ -6,11 +6,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +25,8 @@ import (
 	"time"
 
 	"github.com/token-service/token-service/internal/freeport"
+	"github.com/token-service/token-service/internal/testenv/delayproxy"
+	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
 const (
@@ -87,6 +91,33 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 	}
 	defer stop(floor)
 
+	// The shapes of issue 13: the same service counting in a real redis-server, directly and
+	// behind a proxy that adds a round trip of about 1 ms (this kernel has no netem).
+	redisAddr, stopRedis, err := startRedis()
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+	slowRedis, err := delayproxy.Start(redisAddr, 500*time.Microsecond)
+	if err != nil {
+		return err
+	}
+	defer slowRedis.Close()
+	serviceEnv := func(redisURL string) []string {
+		return append(append(common, "APP_ENV=production", "SERVICE_API_KEYS="+serviceKey, "CORS_ORIGINS="+origin,
+			"RATE_LIMIT_MAX_REQUESTS=1000000000", "LOG_LEVEL=info", "REDIS_URL="+redisURL), extraEnv...)
+	}
+	svcRedis, _, err := start(dir, "token-service+redis", serviceEnv("redis://"+redisAddr+"/0"))
+	if err != nil {
+		return err
+	}
+	defer stop(svcRedis)
+	svcSlowRedis, _, err := start(dir, "token-service+slow-redis", serviceEnv("redis://"+slowRedis.Addr+"/0"))
+	if err != nil {
+		return err
+	}
+	defer stop(svcSlowRedis)
+
 	validToken, err := checkTokens(svc, floor)
 	if err != nil {
 		return err
@@ -104,7 +135,8 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 		name   string
 		srv    *server
 		script string
-	}{{"floor POST /token", floor, joinScript}, {"service POST /token", svc, joinScript}, {"service POST /token/verify", svc, verifyScript}}
+	}{{"floor POST /token", floor, joinScript}, {"service POST /token", svc, joinScript}, {"service POST /token/verify", svc, verifyScript},
+		{"service+redis POST /token", svcRedis, joinScript}, {"service+redis+1ms POST /token", svcSlowRedis, joinScript}}
 	results := map[string][]result{}
 	for round := 1; round <= rounds; round++ {
 		for _, t := range targets {
@@ -145,10 +177,99 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 	check("verify throughput / floor's /token", v.rps/f.rps, v.rps/f.rps >= 0.5, ">= 0.5")
 	check("peak rss of the service (MiB)", s.rssMiB, s.rssMiB <= 40, "<= 40")
 	check("start-up to 200 from /ready (ms)", float64(startup.Microseconds())/1000, startup < 100*time.Millisecond, "< 100")
+	rd, slow := med["service+redis POST /token"], med["service+redis+1ms POST /token"]
+	fmt.Printf("\nwith REDIS_URL / in-memory counting (targets in brackets):\n")
+	check("redis throughput", rd.rps/s.rps, rd.rps/s.rps >= 0.8, ">= 0.8")
+	check("redis +1 ms round trip throughput", slow.rps/s.rps, slow.rps/s.rps >= 0.5, ">= 0.5")
+	// A saturated machine can make Redis calls miss their budget: say how often the breaker
+	// opened. A replica learns that Redis is back from a request that probes it, so one follows.
+	for _, srv := range []*server{svcRedis, svcSlowRedis} {
+		fmt.Printf("  %-34s %s\n", srv.name+" under load", rateLimitCounters(srv))
+		if err := wait.Until(5*time.Second, func() error {
+			if _, err := http.Post(srv.url+"/token", "application/json", strings.NewReader(joinBody)); err != nil {
+				return err
+			}
+			if state := readyState(srv); state != "redis" {
+				return fmt.Errorf("%s reports %q after the load, not redis", srv.name, state)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+
+	// A Redis that answers in 80 ms: slow, not down. The first 2 s after it turns slow must
+	// already run at half the in-memory rate, and /ready must say so.
+	slowRedis.SetDelay(40 * time.Millisecond)
+	stalled, err := measure(svcSlowRedis, joinScript, 2*time.Second, connections)
+	if err != nil {
+		return fmt.Errorf("stalled redis: %w", err)
+	}
+	fmt.Printf("  %-34s %9.0f req/s  p99 %6.2f ms  /ready %s\n", "first 2 s of an 80 ms redis", stalled.rps, stalled.p99, readyState(svcSlowRedis))
+	check("80 ms redis throughput, first 2 s", stalled.rps/s.rps, stalled.rps/s.rps >= 0.5, ">= 0.5")
+	if state := readyState(svcSlowRedis); state != "memory-fallback" {
+		return fmt.Errorf("with an 80 ms Redis /ready says %q, not memory-fallback", state)
+	}
+	failed = failed || stalled.non2xx > 0
 	if failed {
 		return fmt.Errorf("some replies were not 2xx")
 	}
 	return nil
+}
+
+// rateLimitCounters are the service's Redis miss and fallback counters.
+func rateLimitCounters(s *server) string {
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	scanner := bufio.NewScanner(resp.Body)
+	for scanner.Scan() {
+		for _, name := range []string{"token_service_rate_limit_backend_errors_total ", "token_service_rate_limit_fallbacks_total "} {
+			if v, ok := strings.CutPrefix(scanner.Text(), name); ok {
+				fmt.Fprintf(&b, "%s%s  ", strings.TrimPrefix(name, "token_service_rate_limit_"), v)
+			}
+		}
+	}
+	return b.String()
+}
+
+// readyState is where /ready says the service counts rate limits.
+func readyState(s *server) string {
+	resp, err := http.Get(s.url + "/ready")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var ready struct {
+		Backend string `json:"rate_limit_backend"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ready)
+	return ready.Backend
+}
+
+// startRedis runs a redis-server on a free loopback port, as the deployment's shared Redis.
+func startRedis() (addr string, stop func(), err error) {
+	port, err := freeport.Pick("tcp")
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("redis-server (apt-get install redis-server): %w", err)
+	}
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	for begin := time.Now(); time.Since(begin) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			return addr, stop, nil
+		}
+	}
+	stop()
+	return "", nil, fmt.Errorf("redis-server did not listen on %s within 5 s", addr)
 }
 
 // start runs a binary on a free loopback port and waits for 200 from /ready, timing it.
@@ -161,7 +282,8 @@ func start(dir, name string, env []string) (*server, time.Duration, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	cmd := exec.Command(filepath.Join(dir, name))
+	binary, _, _ := strings.Cut(name, "+") // "token-service+redis" runs token-service
+	cmd := exec.Command(filepath.Join(dir, binary))
 	cmd.Env = append(env, "PORT="+strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	begin := time.Now()
