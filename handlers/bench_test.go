@@ -144,4 +144,3 @@ func BenchmarkLibrary(b *testing.B) {
 		}
 	})
 }
-
