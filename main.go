@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/config"
@@ -65,14 +66,17 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	}
 	tuneGC(cfg)
 	level, _ := zerolog.ParseLevel(cfg.LogLevel) // validated by Load
-	logSink := logging.NewBufferedWriter(logOut, 100*time.Millisecond)
-	defer logSink.Close()
-	log := logging.New(logSink, level, !cfg.Production())
+	// Only the access log is buffered (it is most of the volume); start-up lines, warnings and
+	// errors are written at once, so none is lost however the process ends.
+	accessSink := logging.NewBufferedWriter(logOut, 100*time.Millisecond)
+	defer accessSink.Close()
+	log := logging.New(logOut, level, !cfg.Production())
+	redis.SetLogger(logging.Printf{Log: log, Component: "redis"})
 	for _, warning := range cfg.Warnings {
 		log.Warn().Msg(warning)
 	}
 
-	deps, closeDeps, err := app.New(ctx, cfg, version, log)
+	deps, closeDeps, err := app.New(ctx, cfg, version, log, logging.New(accessSink, level, !cfg.Production()))
 	if err != nil {
 		return err
 	}

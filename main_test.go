@@ -93,6 +93,10 @@ func status(t *testing.T, method, url, body string) int {
 
 func TestRunDrainsThenStops(t *testing.T) {
 	base, cancel, done, logs := startRun(t, "SHUTDOWN_DELAY_SECONDS=1")
+	// Start-up lines are written at once; only the access log waits for its buffer's flush.
+	if out := logs.String(); !strings.Contains(out, `"listening"`) {
+		t.Errorf("the start-up line is not written yet once /health answers:\n%s", out)
+	}
 	if got := status(t, "POST", base+"/token", `{"room":"r","identity":"a"}`); got != 200 {
 		t.Fatalf("POST /token = %d", got)
 	}

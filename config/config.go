@@ -34,6 +34,10 @@ const (
 	devWSURL     = "ws://localhost:7880"
 )
 
+// maxTokenTTLSeconds is 30 days: a token is a bearer credential nobody can revoke before it
+// expires.
+const maxTokenTTLSeconds = 30 * 24 * 3600
+
 // minProductionSecretLen is where livekit-server itself starts warning about weak secrets.
 const minProductionSecretLen = 32
 
@@ -99,20 +103,39 @@ type Config struct {
 	GoGC       string `env:"GOGC"`
 	GoMemLimit string `env:"GOMEMLIMIT"`
 
+	// Secrets from files, as Docker and Kubernetes mount them: each names a file whose content
+	// (one trailing newline trimmed) is the variable of the same name without _FILE. Setting
+	// both is an error.
+	APISecretFile      Secret `env:"LIVEKIT_API_SECRET_FILE,file"`
+	LiveKitKeysFile    Secret `env:"LIVEKIT_KEYS_FILE,file"`
+	ServiceAPIKeysFile Secret `env:"SERVICE_API_KEYS_FILE,file"`
+	AuthJWTSecretFile  Secret `env:"AUTH_JWT_SECRET_FILE,file"`
+	RedisURLFile       Secret `env:"REDIS_URL_FILE,file"`
+
 	// Warnings are things an operator should see at start-up that do not stop it.
 	Warnings []string `env:"-"`
 }
 
 // Load parses environ (KEY=value pairs, as os.Environ returns them), fills in the defaults that
 // depend on the environment, and validates the result. Every problem is reported at once, one
-// per line, naming the variable and its rule but never its value.
+// per line, naming the variable and its rule but never its value: a variable that cannot be
+// parsed is named once, and every other variable is still checked.
 func Load(environ []string) (Config, error) {
-	cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: env.ToMap(environ)})
-	if err != nil {
-		return Config{}, invalid(parseProblems(err))
+	var cfg Config
+	var problems []string
+	unparsed := map[string]bool{}
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
+		problems = parseProblems(err, unparsed)
 	}
+	problems = append(problems, cfg.takeSecretFiles(env.ToMap(environ))...)
 	cfg.applyDefaults()
-	if problems := cfg.validate(); len(problems) > 0 {
+	for _, p := range cfg.validate() {
+		variable, _, _ := strings.Cut(p, ":")
+		if !unparsed[variable] {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
 		return Config{}, invalid(problems)
 	}
 	return cfg, nil
@@ -122,9 +145,10 @@ func invalid(problems []string) error {
 	return fmt.Errorf("%w:\n  %s", ErrInvalid, strings.Join(problems, "\n  "))
 }
 
-// parseProblems turns env's per-field parse errors into lines naming the variable, because env
-// names the Go field and its message would quote the offending value.
-func parseProblems(err error) []string {
+// parseProblems turns env's per-field errors into lines naming the variable, because env names
+// the Go field and its messages would quote the offending value or the file's path; it marks
+// each such variable in unparsed.
+func parseProblems(err error, unparsed map[string]bool) []string {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return []string{"environment: cannot be read"}
@@ -132,12 +156,45 @@ func parseProblems(err error) []string {
 	var problems []string
 	for _, e := range agg.Errors {
 		var pe env.ParseError
-		if !errors.As(e, &pe) {
+		var fe env.LoadFileContentError
+		switch {
+		case errors.As(e, &pe):
+			field, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
+			name := field.Tag.Get("env")
+			unparsed[name] = true
+			problems = append(problems, name+": must be a whole number")
+		case errors.As(e, &fe):
+			unparsed[fe.Key], unparsed[strings.TrimSuffix(fe.Key, "_FILE")] = true, true
+			problems = append(problems, fe.Key+": the file it names cannot be read")
+		default:
 			problems = append(problems, "environment: cannot be read")
+		}
+	}
+	return problems
+}
+
+// takeSecretFiles moves each *_FILE secret into its variable, refusing both at once.
+func (c *Config) takeSecretFiles(environ map[string]string) []string {
+	var problems []string
+	for _, pair := range []struct {
+		name        string
+		value, file *Secret
+	}{
+		{"LIVEKIT_API_SECRET", &c.APISecret, &c.APISecretFile},
+		{"LIVEKIT_KEYS", &c.LiveKitKeys, &c.LiveKitKeysFile},
+		{"SERVICE_API_KEYS", &c.ServiceAPIKeys, &c.ServiceAPIKeysFile},
+		{"AUTH_JWT_SECRET", &c.AuthJWTSecret, &c.AuthJWTSecretFile},
+		{"REDIS_URL", &c.RedisURL, &c.RedisURLFile},
+	} {
+		if environ[pair.name+"_FILE"] == "" {
 			continue
 		}
-		field, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
-		problems = append(problems, field.Tag.Get("env")+": must be a whole number")
+		if environ[pair.name] != "" {
+			problems = append(problems, pair.name+"_FILE: cannot be set together with "+pair.name)
+			continue
+		}
+		content := strings.TrimSuffix(strings.TrimSuffix(pair.file.Reveal(), "\n"), "\r")
+		*pair.value, *pair.file = Secret(content), ""
 	}
 	return problems
 }
@@ -162,6 +219,12 @@ func (c *Config) applyDefaults() {
 		case c.AuthJWTSecret != "":
 			c.AuthJWTAlgorithms = "HS256"
 		}
+	}
+	if c.AppEnv == Production && c.CORSOrigins == "*" {
+		c.Warnings = append(c.Warnings, "CORS_ORIGINS is *: any web page may ask for tokens from a visitor's browser; list your app's origins")
+	}
+	if c.AppEnv == Production && c.RateLimitMaxRequests == 0 {
+		c.Warnings = append(c.Warnings, "RATE_LIMIT_MAX_REQUESTS is 0: the token routes are not rate limited")
 	}
 	if c.AppEnv == Production && c.ServiceAPIKeys == "" {
 		c.Warnings = append(c.Warnings, "SERVICE_API_KEYS is unset: /token/agent, /token/verify and privileged grants are refused (403) in production")
@@ -195,16 +258,16 @@ func (c *Config) validate() []string {
 
 	check(c.APIKey != "", "LIVEKIT_API_KEY", "is required outside development")
 	check(c.APISecret != "", "LIVEKIT_API_SECRET", "is required outside development (and with LIVEKIT_API_KEY in development)")
-	if c.AppEnv == Production && c.APISecret != "" {
+	if c.strictSecrets() && c.APISecret != "" && !c.devCredentials() {
 		check(len(c.APISecret.Reveal()) >= minProductionSecretLen, "LIVEKIT_API_SECRET",
-			"must be at least "+strconv.Itoa(minProductionSecretLen)+" characters in production")
+			"must be at least "+strconv.Itoa(minProductionSecretLen)+" characters outside development (test may use the devkey/secret pair)")
 	}
 	check(c.WSURL != "", "LIVEKIT_WS_URL", "is required outside development")
 	if c.WSURL != "" {
 		check(validWSURL(c.WSURL), "LIVEKIT_WS_URL", "must be a ws://, wss://, http:// or https:// URL with a host")
 	}
 
-	check(c.MaxTTLSeconds >= 1, "MAX_TOKEN_TTL_SECONDS", "must be at least 1")
+	check(c.MaxTTLSeconds >= 1 && c.MaxTTLSeconds <= maxTokenTTLSeconds, "MAX_TOKEN_TTL_SECONDS", "must be from 1 to 2592000 (30 days)")
 	check(c.DefaultTTLSeconds >= 1 && c.DefaultTTLSeconds <= max(c.MaxTTLSeconds, 1), "DEFAULT_TOKEN_TTL_SECONDS",
 		"must be from 1 to MAX_TOKEN_TTL_SECONDS")
 	check(c.RateLimitWindowMS >= 1, "RATE_LIMIT_WINDOW_MS", "must be at least 1")
@@ -218,15 +281,20 @@ func (c *Config) validate() []string {
 		p = append(p, "CORS_ORIGINS: "+err.Error())
 	}
 	check(validLogLevel(c.LogLevel), "LOG_LEVEL", "must be trace, debug, info, warn, error, fatal, panic or disabled")
-	if _, err := parseCIDRs(c.TrustedProxies); err != nil {
+	if cidrs, err := parseCIDRs(c.TrustedProxies); err != nil {
 		p = append(p, "TRUSTED_PROXIES: "+err.Error())
+	} else if c.AppEnv == Production {
+		for _, cidr := range cidrs {
+			// Trusting every peer lets every client choose its own rate-limit key.
+			check(netip.MustParsePrefix(cidr).Bits() != 0, "TRUSTED_PROXIES", "must not trust every address (0.0.0.0/0, ::/0) in production")
+		}
 	}
 	check(c.ShutdownDelaySeconds >= 0, "SHUTDOWN_DELAY_SECONDS", "must be 0 or more")
 	check(c.ShutdownTimeoutSeconds >= 1, "SHUTDOWN_TIMEOUT_SECONDS", "must be at least 1")
 	if _, err := c.parseLiveKitKeys(); err != nil {
 		p = append(p, "LIVEKIT_KEYS: "+err.Error())
 	}
-	check(c.MetricsPort >= 0 && c.MetricsPort <= 65535 && c.MetricsPort != c.Port, "METRICS_PORT",
+	check(c.MetricsPort == 0 || c.MetricsPort > 0 && c.MetricsPort <= 65535 && c.MetricsPort != c.Port, "METRICS_PORT",
 		"must be 0 (serve /metrics on PORT) or another port from 1 to 65535")
 	if c.RedisURL != "" {
 		_, err := c.RedisOptions()
@@ -263,9 +331,15 @@ func (c *Config) validateUserAuth() []string {
 		check(err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http" && c.AppEnv != Production),
 			"AUTH_JWKS_URL", "must be an https:// URL (http:// outside production)")
 	}
-	if c.AuthJWTSecret != "" && c.AppEnv == Production {
+	if c.AuthJWTSecret != "" && c.strictSecrets() {
 		check(len(c.AuthJWTSecret.Reveal()) >= minProductionSecretLen, "AUTH_JWT_SECRET",
-			"must be at least "+strconv.Itoa(minProductionSecretLen)+" characters in production")
+			"must be at least "+strconv.Itoa(minProductionSecretLen)+" characters outside development")
+	}
+	if secret := c.AuthJWTSecret.Reveal(); secret != "" {
+		// One secret in two roles: whoever holds the user-token key could sign LiveKit tokens
+		// or call the backend endpoints.
+		check(secret != c.APISecret.Reveal() && !slices.Contains(c.ServiceKeys(), secret), "AUTH_JWT_SECRET",
+			"must differ from LIVEKIT_API_SECRET and from every SERVICE_API_KEYS key")
 	}
 	check(c.AuthJWTIssuer != "", "AUTH_JWT_ISSUER", "is required with end-user authentication")
 	check(c.AuthJWTAudience != "", "AUTH_JWT_AUDIENCE", "is required with end-user authentication")
@@ -337,12 +411,22 @@ func parseOrigins(raw string) ([]string, error) {
 			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			return nil, errors.New(`must be "*" or a comma-separated list of origins such as https://app.example.com (scheme and host, no path)`)
 		}
+		if strings.Contains(u.Host, "*") && !oneLabelWildcard(u.Hostname()) {
+			return nil, errors.New(`may use "*" only as the whole first label of a host with at least two more labels, as in https://*.example.com`)
+		}
 		origins = append(origins, o)
 	}
 	if len(origins) == 0 {
 		return nil, errors.New(`must be "*" or a comma-separated list of origins`)
 	}
 	return origins, nil
+}
+
+// oneLabelWildcard accepts *.example.com: a wildcard for exactly one label, under a domain of its
+// own (not *.com, *.*.com or a*.example.com).
+func oneLabelWildcard(host string) bool {
+	rest, ok := strings.CutPrefix(host, "*.")
+	return ok && !strings.Contains(rest, "*") && strings.Count(rest, ".") >= 1 && !strings.HasPrefix(rest, ".") && !strings.HasSuffix(rest, ".")
 }
 
 func parseCIDRs(raw string) ([]string, error) {
@@ -364,6 +448,14 @@ func splitList(raw string) []string {
 		}
 	}
 	return out
+}
+
+// strictSecrets is where secrets must be long: everywhere but development. Test is treated like
+// production, except that it may use livekit-server --dev's pair (devCredentials).
+func (c *Config) strictSecrets() bool { return c.AppEnv != Development }
+
+func (c *Config) devCredentials() bool {
+	return c.AppEnv == Test && c.APIKey == devAPIKey && c.APISecret.Reveal() == devAPISecret
 }
 
 // Production reports whether the service runs with production rules (JSON logs, strict secrets).
@@ -439,8 +531,8 @@ func (c *Config) parseLiveKitKeys() (map[string]string, error) {
 		if !ok || key == "" || secret == "" {
 			return nil, errors.New(`each entry must be "key: secret", separated by commas or newlines`)
 		}
-		if c.AppEnv == Production && len(secret) < minProductionSecretLen {
-			return nil, errors.New("each secret must be at least " + strconv.Itoa(minProductionSecretLen) + " characters in production")
+		if c.strictSecrets() && len(secret) < minProductionSecretLen {
+			return nil, errors.New("each secret must be at least " + strconv.Itoa(minProductionSecretLen) + " characters outside development")
 		}
 		keys[key] = secret
 	}

@@ -34,7 +34,7 @@ func TestEnvExampleMatchesConfig(t *testing.T) {
 	}
 	var known []string
 	for field := range reflect.TypeFor[config.Config]().Fields() {
-		if name := field.Tag.Get("env"); name != "" && name != "-" {
+		if name, _, _ := strings.Cut(field.Tag.Get("env"), ","); name != "" && name != "-" {
 			known = append(known, name)
 		}
 	}

@@ -32,7 +32,7 @@ import (
 func knownVariables() []string {
 	var names []string
 	for field := range reflect.TypeFor[config.Config]().Fields() {
-		if name := field.Tag.Get("env"); name != "" && name != "-" {
+		if name, _, _ := strings.Cut(field.Tag.Get("env"), ","); name != "" && name != "-" {
 			names = append(names, name)
 		}
 	}

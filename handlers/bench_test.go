@@ -33,7 +33,7 @@ func productionRouter(b *testing.B, logOut io.Writer) http.Handler {
 		b.Fatal(err)
 	}
 	log := logging.New(logOut, zerolog.InfoLevel, false)
-	deps, closeDeps, err := app.New(b.Context(), cfg, "bench", log)
+	deps, closeDeps, err := app.New(b.Context(), cfg, "bench", log, log)
 	if err != nil {
 		b.Fatal(err)
 	}

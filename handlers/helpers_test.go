@@ -50,7 +50,7 @@ func newRouter(t testing.TB, env ...string) (http.Handler, *logtest.Buffer, *han
 	}
 	logs := &logtest.Buffer{}
 	log := logging.New(logs, zerolog.DebugLevel, false)
-	deps, closeDeps, err := app.New(t.Context(), cfg, "test", log)
+	deps, closeDeps, err := app.New(t.Context(), cfg, "test", log, log)
 	if err != nil {
 		t.Fatal(err)
 	}

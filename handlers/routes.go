@@ -24,7 +24,8 @@ type Deps struct {
 	Limiter   *ratelimit.Limiter
 	Readiness *Readiness
 	Metrics   *metrics.Metrics
-	Log       zerolog.Logger
+	Log       zerolog.Logger // warnings, errors, recovered panics
+	AccessLog zerolog.Logger // one line per request
 
 	CORSOrigins    []string // ["*"] allows every origin
 	TrustedProxies []string // CIDRs whose ClientIPHeader is believed
@@ -41,7 +42,7 @@ func NewRouter(d Deps) http.Handler {
 	r.Use(middleware.NoSniff)
 	r.Use(middleware.RequestID)
 	r.Use(ratelimit.ClientIP(d.ClientIPHeader, d.TrustedProxies)...)
-	r.Use(middleware.AccessLog(d.Log, d.Metrics.ObserveRequest))
+	r.Use(middleware.AccessLog(d.AccessLog, d.Metrics.ObserveRequest))
 	r.Use(middleware.Recover(d.Log, func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errInternal) }))
 	r.Use(limitHeaderBytes(reply))
 	r.Use(corsHandler(d.CORSOrigins, reply))

@@ -4,6 +4,8 @@ package logging
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -116,4 +118,17 @@ func containsFold(s []byte, word string) bool {
 		}
 	}
 	return false
+}
+
+// Printf is a logger for libraries that print their own lines (go-redis's SetLogger): each
+// line becomes a warning of ours, with the component named, so it honours LOG_LEVEL, the JSON
+// format and the redaction instead of going to stderr as plain text.
+type Printf struct {
+	Log       zerolog.Logger
+	Component string
+}
+
+// Printf logs one library line.
+func (p Printf) Printf(_ context.Context, format string, args ...any) {
+	p.Log.Warn().Str("component", p.Component).Msg(fmt.Sprintf(format, args...))
 }

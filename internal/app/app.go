@@ -18,7 +18,8 @@ import (
 
 // New returns the router's dependencies and a function that releases what they hold open
 // (Redis connections). Background work (refreshing an identity provider's keys) ends with ctx.
-func New(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (handlers.Deps, func() error, error) {
+// accessLog is where each request's line goes (buffered in run); log has everything else.
+func New(ctx context.Context, cfg config.Config, version string, log, accessLog zerolog.Logger) (handlers.Deps, func() error, error) {
 	m := metrics.New(version)
 	redisOptions, _ := cfg.RedisOptions() // validated by config.Load
 	limiter := ratelimit.New(ratelimit.Settings{
@@ -54,7 +55,7 @@ func New(ctx context.Context, cfg config.Config, version string, log zerolog.Log
 		OtherKeys: cfg.VerifyOnlyKeys(),
 	})
 	return handlers.Deps{
-		Issuer: issuer, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log,
+		Issuer: issuer, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
 		CORSOrigins: cfg.AllowedOrigins(), TrustedProxies: cfg.TrustedProxyCIDRs(), ClientIPHeader: cfg.ClientIPHeader,
 		ServeMetrics: cfg.MetricsAddr() == "",
 	}, limiter.Close, nil
