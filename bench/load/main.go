@@ -55,8 +55,9 @@ func main() {
 	connections := flag.Int("connections", 64, "concurrent connections")
 	var extraEnv envFlags
 	flag.Var(&extraEnv, "env", "KEY=VALUE added to the service's environment, to see what a setting costs (repeatable)")
+	baseline := flag.String("baseline", "", "a git revision whose service is loaded beside this one, to compare builds in one run")
 	flag.Parse()
-	if err := run(*rounds, *duration, *connections, extraEnv); err != nil {
+	if err := run(*rounds, *duration, *connections, extraEnv, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -67,7 +68,7 @@ type envFlags []string
 func (e *envFlags) String() string      { return strings.Join(*e, " ") }
 func (e *envFlags) Set(kv string) error { *e = append(*e, kv); return nil }
 
-func run(rounds int, duration time.Duration, connections int, extraEnv []string) error {
+func run(rounds int, duration time.Duration, connections int, extraEnv []string, baseline string) error {
 	dir, err := os.MkdirTemp("", "token-service-load-")
 	if err != nil {
 		return err
@@ -76,6 +77,11 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 	for name, pkg := range map[string]string{"token-service": ".", "floor": "./bench/floor"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	if baseline != "" {
+		if err := buildRevision(dir, baseline); err != nil {
+			return err
 		}
 	}
 	common := []string{"HOST=127.0.0.1", "LIVEKIT_API_KEY=" + apiKey, "LIVEKIT_API_SECRET=" + apiSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}
@@ -118,6 +124,17 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 	}
 	defer stop(svcSlowRedis)
 
+	var svcBaseline *server
+	if baseline != "" {
+		// The same environment, but in memory: the baseline is what this build is compared to.
+		svcBaseline, _, err = start(dir, "baseline", append(append(common, "APP_ENV=production", "SERVICE_API_KEYS="+serviceKey,
+			"CORS_ORIGINS="+origin, "RATE_LIMIT_MAX_REQUESTS=1000000000", "LOG_LEVEL=info"), extraEnv...))
+		if err != nil {
+			return err
+		}
+		defer stop(svcBaseline)
+	}
+
 	validToken, err := checkTokens(svc, floor)
 	if err != nil {
 		return err
@@ -137,6 +154,13 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 		script string
 	}{{"floor POST /token", floor, joinScript}, {"service POST /token", svc, joinScript}, {"service POST /token/verify", svc, verifyScript},
 		{"service+redis POST /token", svcRedis, joinScript}, {"service+redis+1ms POST /token", svcSlowRedis, joinScript}}
+	if svcBaseline != nil {
+		targets = append(targets, struct {
+			name   string
+			srv    *server
+			script string
+		}{"baseline " + baseline + " POST /token", svcBaseline, joinScript})
+	}
 	results := map[string][]result{}
 	for round := 1; round <= rounds; round++ {
 		for _, t := range targets {
@@ -177,6 +201,12 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string)
 	check("verify throughput / floor's /token", v.rps/f.rps, v.rps/f.rps >= 0.5, ">= 0.5")
 	check("peak rss of the service (MiB)", s.rssMiB, s.rssMiB <= 40, "<= 40")
 	check("start-up to 200 from /ready (ms)", float64(startup.Microseconds())/1000, startup < 100*time.Millisecond, "< 100")
+	if svcBaseline != nil {
+		b := med["baseline "+baseline+" POST /token"]
+		fmt.Printf("\nthis build / %s:\n", baseline)
+		check("cpu per request", s.cpuPerReq/b.cpuPerReq, s.cpuPerReq/b.cpuPerReq <= 1.05, "<= 1.05")
+		check("throughput", s.rps/b.rps, s.rps/b.rps >= 0.95, ">= 0.95")
+	}
 	rd, slow := med["service+redis POST /token"], med["service+redis+1ms POST /token"]
 	fmt.Printf("\nwith REDIS_URL / in-memory counting (targets in brackets):\n")
 	check("redis throughput", rd.rps/s.rps, rd.rps/s.rps >= 0.8, ">= 0.8")
@@ -234,6 +264,22 @@ func rateLimitCounters(s *server) string {
 		}
 	}
 	return b.String()
+}
+
+// buildRevision builds the service at a git revision into dir/baseline, from a temporary
+// worktree that it removes again.
+func buildRevision(dir, revision string) error {
+	tree := filepath.Join(dir, "baseline-tree")
+	if out, err := exec.Command("git", "worktree", "add", "--detach", tree, revision).CombinedOutput(); err != nil {
+		return fmt.Errorf("git worktree add %s: %v\n%s", revision, err, out)
+	}
+	defer exec.Command("git", "worktree", "remove", "--force", tree).Run()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "baseline"), ".")
+	build.Dir = tree
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v\n%s", revision, err, out)
+	}
+	return nil
 }
 
 // readyState is where /ready says the service counts rate limits.
