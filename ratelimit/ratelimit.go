@@ -99,6 +99,7 @@ func (l *Limiter) Close() error {
 	if l.redis == nil {
 		return nil
 	}
+	close(l.redis.closed)
 	return l.redis.client.Close()
 }
 

@@ -28,7 +28,7 @@ const (
 	// missesToOpen consecutive misses (errors or answers over budget) switch this replica to
 	// memory; one success resets the count, so a single slow answer does not.
 	missesToOpen = 5
-	// openFor is how long the replica then counts in memory before one request probes Redis.
+	// openFor is how often a replica counting in memory probes Redis.
 	openFor = time.Second
 )
 
@@ -38,6 +38,7 @@ type redisCounter struct {
 	budget   time.Duration
 	breaker  breaker
 	onMiss   func()
+	closed   chan struct{} // closed by Close: ends a probe
 }
 
 func newRedisCounter(opts *redis.Options, window, budget time.Duration, onSwitch func(bool), onMiss func()) *redisCounter {
@@ -58,13 +59,14 @@ func newRedisCounter(opts *redis.Options, window, budget time.Duration, onSwitch
 		budget:   budget,
 		breaker:  breaker{onSwitch: onSwitch},
 		onMiss:   onMiss,
+		closed:   make(chan struct{}),
 	}
 }
 
 // count is ok when Redis answered within the budget; otherwise the caller counts in memory.
+// While the breaker is open no request asks Redis at all.
 func (c *redisCounter) count(ctx context.Context, key string) (n int, reset time.Time, ok bool) {
-	probe, ask := c.breaker.allow()
-	if !ask {
+	if c.breaker.open() {
 		return 0, time.Time{}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.budget)
@@ -72,53 +74,69 @@ func (c *redisCounter) count(ctx context.Context, key string) (n int, reset time
 	reply, err := fixedWindow.Run(ctx, c.client, []string{keyPrefix + key}, c.windowMS).Int64Slice()
 	if err != nil || len(reply) != 2 {
 		c.onMiss()
-		c.breaker.miss(probe)
+		if c.breaker.miss() {
+			go c.probe()
+		}
 		return 0, time.Time{}, false
 	}
-	c.breaker.hit(probe)
+	c.breaker.hit()
 	return int(reply[0]), time.Now().Add(time.Duration(reply[1]) * time.Millisecond), true
 }
 
+// probe runs while the breaker is open: every openFor it asks Redis, off any request, whether
+// it answers within the budget again, and closes the breaker when it does. The first command
+// may dial and so gets a generous deadline; only the second, on a warm connection, is timed
+// against the budget, so a Redis that answers but slowly stays "down".
+func (c *redisCounter) probe() {
+	ticker := time.NewTicker(openFor)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-ticker.C:
+		}
+		warm, cancel := context.WithTimeout(context.Background(), max(10*c.budget, 100*time.Millisecond))
+		err := c.client.Ping(warm).Err()
+		cancel()
+		if err != nil {
+			continue
+		}
+		timed, cancel := context.WithTimeout(context.Background(), c.budget)
+		err = fixedWindow.Run(timed, c.client, []string{keyPrefix + "probe"}, c.windowMS).Err()
+		cancel()
+		if err == nil {
+			c.breaker.close()
+			return
+		}
+		c.onMiss()
+	}
+}
+
 // breaker stops a replica from waiting on a Redis that keeps missing its budget: after
-// missesToOpen misses in a row it opens (count in memory), and after openFor it lets one
-// request probe; the probe's answer closes it or keeps it open for another openFor.
+// missesToOpen misses in a row it opens (count in memory), and a probe off the request path
+// closes it again.
 type breaker struct {
-	misses    atomic.Int32
-	openUntil atomic.Int64 // Unix nanoseconds; 0 while closed
-	probing   atomic.Bool
-	onSwitch  func(open bool)
+	misses   atomic.Int32
+	isOpen   atomic.Bool
+	onSwitch func(open bool)
 }
 
-func (b *breaker) open() bool { return b.openUntil.Load() != 0 }
+func (b *breaker) open() bool { return b.isOpen.Load() }
 
-// allow says whether this request asks Redis, and whether it is the probe.
-func (b *breaker) allow() (probe, ask bool) {
-	until := b.openUntil.Load()
-	if until == 0 {
-		return false, true
+func (b *breaker) hit() { b.misses.Store(0) }
+
+// miss counts a miss and reports whether it opened the breaker (once per outage).
+func (b *breaker) miss() bool {
+	if b.misses.Add(1) < missesToOpen || !b.isOpen.CompareAndSwap(false, true) {
+		return false
 	}
-	if time.Now().UnixNano() < until || !b.probing.CompareAndSwap(false, true) {
-		return false, false
-	}
-	return true, true
+	b.onSwitch(true)
+	return true
 }
 
-func (b *breaker) hit(probe bool) {
+func (b *breaker) close() {
 	b.misses.Store(0)
-	if probe {
-		b.openUntil.Store(0)
-		b.probing.Store(false)
-		b.onSwitch(false)
-	}
-}
-
-func (b *breaker) miss(probe bool) {
-	if probe {
-		b.openUntil.Store(time.Now().Add(openFor).UnixNano())
-		b.probing.Store(false)
-		return
-	}
-	if b.misses.Add(1) >= missesToOpen && b.openUntil.CompareAndSwap(0, time.Now().Add(openFor).UnixNano()) {
-		b.onSwitch(true)
-	}
+	b.isOpen.Store(false)
+	b.onSwitch(false)
 }
