@@ -247,23 +247,33 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string,
 	return nil
 }
 
-// rateLimitCounters are the service's Redis miss and fallback counters.
+// rateLimitCounters are the service's Redis misses and breaker openings, and the share of
+// requests decided in memory because Redis could not answer in time.
 func rateLimitCounters(s *server) string {
 	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
 		return err.Error()
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
+	values := map[string]float64{}
+	decided, fallback := 0.0, 0.0
 	scanner := bufio.NewScanner(resp.Body)
 	for scanner.Scan() {
-		for _, name := range []string{"token_service_rate_limit_backend_errors_total ", "token_service_rate_limit_fallbacks_total "} {
-			if v, ok := strings.CutPrefix(scanner.Text(), name); ok {
-				fmt.Fprintf(&b, "%s%s  ", strings.TrimPrefix(name, "token_service_rate_limit_"), v)
+		name, value, ok := strings.Cut(scanner.Text(), " ")
+		v, err := strconv.ParseFloat(value, 64)
+		if !ok || err != nil {
+			continue
+		}
+		values[name] = v
+		if strings.HasPrefix(name, "token_service_rate_limit_decisions_total{") {
+			decided += v
+			if strings.Contains(name, `decision="fallback"`) {
+				fallback += v
 			}
 		}
 	}
-	return b.String()
+	return fmt.Sprintf("misses %.0f  breaker openings %.0f  decided in memory %.1f%%",
+		values["token_service_rate_limit_backend_errors_total"], values["token_service_rate_limit_fallbacks_total"], 100*fallback/max(decided, 1))
 }
 
 // buildRevision builds the service at a git revision into dir/baseline, from a temporary
