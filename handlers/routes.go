@@ -4,6 +4,7 @@ package handlers
 
 import (
 	"net/http"
+	"runtime"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -63,6 +64,7 @@ func NewRouter(d Deps) http.Handler {
 		r.Use(d.Auth.Middleware)
 		r.Use(d.Limiter.Middleware(func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }))
 		r.Use(refuseBadCredentials(reply))
+		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0)))
 		r.Use(middleware.NoStore)
 		r.Post("/token", handleJoin(d.Issuer, reply))
 		r.Post("/token/agent", handleAgent(d.Issuer, reply))
@@ -71,6 +73,10 @@ func NewRouter(d Deps) http.Handler {
 	})
 	return r
 }
+
+// largeBody is where a request starts to count as large: past the whole of a typical join (a
+// few hundred bytes), well short of the 64 KiB metadata and attributes LiveKit allows.
+const largeBody = 16 << 10
 
 // refuseBadCredentials answers 401 when the Authorization header did not verify; what a caller
 // that did verify may ask for is decided later by the issuer's policy.

@@ -131,3 +131,28 @@ func Recover(log zerolog.Logger, reply http.HandlerFunc) func(http.Handler) http
 		})
 	}
 }
+
+// LargeBodies lets at most n requests whose body may exceed threshold bytes (by Content-Length,
+// or of unknown length) be served at once; the others wait their turn, or until the client
+// gives up. The service's heap is a few MiB and its soft memory limit 24 MiB: dozens of
+// concurrent 256 KiB bodies, each decoded and signed into a token as large, kept the collector
+// running all the time (3.7x the CPU per request, docs/performance.md). Small requests, which
+// are nearly all of them, never wait.
+func LargeBodies(threshold int64, n int) func(http.Handler) http.Handler {
+	slots := make(chan struct{}, n)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength >= 0 && r.ContentLength <= threshold {
+				next.ServeHTTP(w, r)
+				return
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-r.Context().Done():
+				return // the client left; nothing to answer
+			}
+			defer func() { <-slots }()
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -56,7 +56,15 @@ func main() {
 	var extraEnv envFlags
 	flag.Var(&extraEnv, "env", "KEY=VALUE added to the service's environment, to see what a setting costs (repeatable)")
 	baseline := flag.String("baseline", "", "a git revision whose service is loaded beside this one, to compare builds in one run")
+	hostile := flag.Duration("hostile", 0, "instead: load the service this long with the largest valid requests from many addresses")
 	flag.Parse()
+	if *hostile > 0 {
+		if err := runHostile(*hostile, *connections, extraEnv); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*rounds, *duration, *connections, extraEnv, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
@@ -75,8 +83,8 @@ func run(rounds int, duration time.Duration, connections int, extraEnv []string,
 	}
 	defer os.RemoveAll(dir)
 	for name, pkg := range map[string]string{"token-service": ".", "floor": "./bench/floor"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		if err := build(dir, name, pkg); err != nil {
+			return err
 		}
 	}
 	if baseline != "" {
