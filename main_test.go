@@ -57,25 +57,12 @@ func startRun(t *testing.T, env ...string) (base string, cancel context.CancelFu
 	logs = &logtest.Buffer{}
 	go func() { errc <- run(ctx, environ, logs) }()
 	base = "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := wait.Until(5*time.Second, func() error { return expectStatus(base+"/health", 200) }); err != nil {
+	if err := wait.Until(5*time.Second, wait.Status(base+"/health", 200)); err != nil {
 		cancel()
 		t.Fatalf("service not healthy: %v\n%s", err, logs)
 	}
 	t.Cleanup(cancel)
 	return base, cancel, errc, logs
-}
-
-// expectStatus is nil when GET url answers want.
-func expectStatus(url string, want int) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		return fmt.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
-	}
-	return nil
 }
 
 func status(t *testing.T, method, url, body string) int {
@@ -102,7 +89,7 @@ func TestRunDrainsThenStops(t *testing.T) {
 	}
 	cancel() // as SIGTERM does
 	// During the delay /ready says 503, but requests are still served.
-	wait.For(t, time.Second, func() error { return expectStatus(base+"/ready", 503) })
+	wait.For(t, time.Second, wait.Status(base+"/ready", 503))
 	if got := status(t, "POST", base+"/token", `{"room":"r","identity":"a"}`); got != 200 {
 		t.Errorf("POST /token during the delay = %d, want 200", got)
 	}

@@ -64,18 +64,7 @@ func startService(t *testing.T, env ...string) *service {
 		}
 	})
 	s := &service{URL: "http://127.0.0.1:" + strconv.Itoa(port), logs: logs}
-	err := wait.Until(5*time.Second, func() error {
-		resp, err := http.Get(s.URL + "/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/ready = %d", resp.StatusCode)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := wait.Until(5*time.Second, wait.Status(s.URL+"/ready", http.StatusOK)); err != nil {
 		t.Fatalf("token-service not ready: %v\n%s", err, logs.String())
 	}
 	return s

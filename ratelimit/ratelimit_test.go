@@ -150,7 +150,7 @@ func TestStallingRedisFallsBackAndRecovers(t *testing.T) {
 		t.Errorf("state %q after 20 misses", l.State())
 	}
 
-	proxy.SetDelay(250 * time.Microsecond) // a Redis within its budget again, not instantly
+	proxy.SetDelay(250 * time.Microsecond)    // a Redis within its budget again, not instantly
 	wait.For(t, 5*time.Second, func() error { // a probe off the request path sees it
 		if l.State() != Redis {
 			return errors.New("still counting in memory")

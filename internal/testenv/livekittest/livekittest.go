@@ -143,18 +143,7 @@ logging: {level: warn}
 }
 
 func (s *Server) waitReady(limit time.Duration) error {
-	err := wait.Until(limit, func() error {
-		resp, err := http.Get(s.HTTPURL)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET / = %d", resp.StatusCode)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := wait.Until(limit, wait.Status(s.HTTPURL, http.StatusOK)); err != nil {
 		return fmt.Errorf("livekit-server on %s: %w", s.HTTPURL, err)
 	}
 	return nil

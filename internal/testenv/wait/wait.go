@@ -4,6 +4,7 @@ package wait
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -34,5 +35,20 @@ func For(tb testing.TB, timeout time.Duration, condition func() error) {
 	tb.Helper()
 	if err := Until(timeout, condition); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// Status is a condition that holds when GET url answers the status want.
+func Status(url string, want int) func() error {
+	return func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return fmt.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+		return nil
 	}
 }
