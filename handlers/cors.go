@@ -68,7 +68,7 @@ func limitHeaderBytes(reply responder) func(http.Handler) http.Handler {
 
 func limitHeaders(reply responder, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		size := len(r.RequestURI)
+		size := requestLineBytes(r)
 		for name, values := range r.Header {
 			for _, v := range values {
 				size += len(name) + len(v) + 4 // ": " and CRLF

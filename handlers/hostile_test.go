@@ -142,6 +142,8 @@ func hostileCases(t *testing.T, valid string) []hostileCase {
 
 		{name: "GET a POST route", method: http.MethodGet, path: join, status: 405, code: "method_not_allowed"},
 		{name: "PUT /health", method: http.MethodPut, path: "/health", status: 405, code: "method_not_allowed"},
+		{name: "invented method", method: strings.Repeat("X", 200), path: "/nope", status: 405, code: "method_not_allowed"},
+		{name: "a 60 KB method", method: strings.Repeat("M", 60_000), path: join, status: 431, code: "headers_too_large"},
 		{name: "unknown path", method: http.MethodGet, path: "/admin", status: 404, code: "not_found"},
 		{name: "dot-dot path", method: http.MethodGet, path: "/token/../health", status: 404, code: "not_found"},
 	}

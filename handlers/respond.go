@@ -47,6 +47,13 @@ var (
 	errMediaType        = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "request body must be JSON (Content-Type: application/json)"}
 )
 
+// requestLineBytes is what the request line takes of the header limit, as net/http counts it:
+// method, target and protocol, with their spaces and CRLF. The method counts too, since a
+// caller may send one of 60 KB.
+func requestLineBytes(r *http.Request) int {
+	return len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+}
+
 func badRequest(code, message, field string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: code, Message: message, Field: field}
 }

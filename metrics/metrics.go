@@ -67,10 +67,16 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// ObserveRequest counts one finished HTTP request.
+// ObserveRequest counts one finished HTTP request. A method outside GET, POST, OPTIONS and HEAD
+// is counted as "other", so that callers cannot add series by inventing methods.
 func (m *Metrics) ObserveRequest(route, method string, status int, elapsed time.Duration) {
 	if m == nil {
 		return
+	}
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodOptions, http.MethodHead:
+	default:
+		method = "other"
 	}
 	code := statusLabel(status)
 	m.requests.WithLabelValues(route, method, code).Inc()
