@@ -119,6 +119,9 @@ func hostileCases(t *testing.T, valid string) []hostileCase {
 		post("agent: no room", agent, `{"agent_id":"a"}`, 400, "invalid_request"),
 		post("agent: asks for grants", agent, `{"room":"r","agent_id":"a","grants":{"hidden":true}}`, 400, "invalid_request"),
 		post("agent: malformed", agent, `{"room":`, 400, "invalid_json"),
+		post("agent: 2 MiB, unknown field first", agent, `{"identity":"x","metadata":"`+strings.Repeat("m", 2<<20)+`"}`, 413, "payload_too_large"),
+		post("agent: 300 KiB of syntax errors", agent, `{"room":`+strings.Repeat("}", 300<<10), 413, "payload_too_large"),
+		post("connection details: 2 MiB", "/connection-details", `{"room_name":"`+strings.Repeat("r", 2<<20)+`"}`, 413, "payload_too_large"),
 
 		post("verify: no token", verify, `{}`, 400, "invalid_request"),
 		post("verify: token a number", verify, `{"token":1}`, 400, "invalid_request"),

@@ -69,18 +69,36 @@ func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	}
 	// Streamed rather than read whole first: that would cost two allocations per request.
 	if err := json.UnmarshalRead(body, &v, json.RejectUnknownMembers(true)); err != nil {
-		return v, decodeError(err)
+		return v, decodeError(overLimit(body, err))
 	}
 	return v, nil
 }
 
-// jsonBody applies the rules every body shares: a JSON content type, and at most MaxBodyBytes
-// (a longer body fails the read, which decodeError turns into a 413).
+// jsonBody applies the rules every body shares: at most MaxBodyBytes, and a JSON content type.
+// An announced length over the limit is refused before a byte is read; an unannounced one
+// (chunked) fails the read at the limit, which decodeError turns into a 413.
 func jsonBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, errTooLarge
+	}
 	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, errMediaType
 	}
 	return http.MaxBytesReader(w, r.Body, MaxBodyBytes), nil
+}
+
+// overLimit decides which of two mistakes a failed decode reports. The decoder stops at the first
+// thing wrong (an unknown field, bad syntax) long before the end of the body, and a body over the
+// limit must be a 413 whatever it holds, so the rest of the body is read (up to the limit) to see
+// whether it is too large.
+func overLimit(body io.Reader, err error) error {
+	if _, drainErr := io.Copy(io.Discard, body); drainErr != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(drainErr, &tooLarge) {
+			return drainErr
+		}
+	}
+	return err
 }
 
 // decodeProto reads one protobuf message in protojson (snake_case or camelCase names), under the
