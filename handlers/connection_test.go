@@ -60,7 +60,7 @@ func TestConnectionDetails(t *testing.T) {
 		{"wrong type", `{"room_name":5}`, "invalid_request", ""},
 		{"agent identity", `{"participant_identity":"agent-x"}`, "invalid_request", "identity"},
 		{"control characters", `{"room_name":"a\u0000"}`, "invalid_request", "room"},
-		{"storage credentials", `{"room_config":{"egress":{"room":{"room_name":"r","file_outputs":[{"s3":{"access_key":"AK","secret":"SECRET"}}]}}}}`, "invalid_request", "room_config"},
+		{"storage credentials", `{"room_config":{"egress":{"room":{"room_name":"r","file_outputs":[{"s3":{"access_key":"AK","secret":"SECRET"}}]}}}}`, "invalid_request", "room_config.egress.room.file_outputs.s3.access_key"},
 		{"huge attributes", `{"participant_attributes":{"k":"` + strings.Repeat("v", 64<<10) + `"}}`, "invalid_request", "attributes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
