@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 
@@ -68,6 +70,7 @@ func New(ctx context.Context, opts Settings) (*Authenticator, error) {
 		a.keys = func(*jwt.Token) (any, error) { return secret, nil }
 	case opts.JWKSURL != "":
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{opts.JWKSURL}, keyfunc.Override{
+			Client:           jwksClient(),
 			HTTPTimeout:      5 * time.Second,
 			RefreshInterval:  time.Hour,
 			RateLimitWaitMax: time.Second,
@@ -77,13 +80,13 @@ func New(ctx context.Context, opts Settings) (*Authenticator, error) {
 			RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
 				return func(_ context.Context, err error) {
 					if opts.OnJWKSError != nil {
-						opts.OnJWKSError(err)
+						opts.OnJWKSError(scrubURL(err, opts.JWKSURL))
 					}
 				}
 			},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("JWKS client: %w", err)
+			return nil, fmt.Errorf("JWKS client: %w", scrubURL(err, opts.JWKSURL))
 		}
 		a.keys = kf.Keyfunc
 	}
@@ -93,10 +96,30 @@ func New(ctx context.Context, opts Settings) (*Authenticator, error) {
 			jwt.WithIssuer(opts.Issuer),
 			jwt.WithAudience(opts.Audience),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(), // an iat ahead of our clock (past the leeway) is refused too
 			jwt.WithLeeway(leeway),
 		)
 	}
 	return a, nil
+}
+
+// strictSegments refuses a token whose header or claims are not I-JSON (RFC 7493): a duplicate
+// member, invalid UTF-8 or an escaped lone surrogate. golang-jwt decodes with encoding/json,
+// which keeps the last of two "sub" members and turns bad text into U+FFFD, so that two
+// different subjects could map to one identity, and the request bodies refuse the same.
+func strictSegments(raw string) error {
+	header, rest, _ := strings.Cut(raw, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	for _, segment := range []string{header, payload} {
+		decoded, err := base64.RawURLEncoding.DecodeString(segment)
+		if err != nil {
+			return fmt.Errorf("token segment is not base64url: %w", err)
+		}
+		if !jsontext.Value(decoded).IsValid() {
+			return errors.New("token segment is not one valid JSON object (duplicate member, invalid UTF-8?)")
+		}
+	}
+	return nil
 }
 
 // Identify returns the caller behind r. A request with no Authorization header is anonymous; one
@@ -142,9 +165,18 @@ func (a *Authenticator) serviceKeyID(candidate string) (string, bool) {
 }
 
 func (a *Authenticator) verifyUser(raw string) (*token.User, error) {
-	claims := jwt.MapClaims{}
-	if _, err := a.parser.ParseWithClaims(raw, claims, a.keys); err != nil {
+	if err := strictSegments(raw); err != nil {
 		return nil, err
+	}
+	claims := jwt.MapClaims{}
+	parsed, err := a.parser.ParseWithClaims(raw, claims, a.keys)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 7515 §4.1.11: a recipient must refuse a token whose crit lists an extension it does
+	// not understand, and we understand none (an empty crit is malformed).
+	if _, ok := parsed.Header["crit"]; ok {
+		return nil, errors.New("crit header: no extension is supported")
 	}
 	identity, _ := claims[a.opts.IdentityClaim].(string)
 	if identity == "" {

@@ -187,3 +187,51 @@ func TestHostileInput(t *testing.T) {
 		t.Errorf("hostile input reached an error path:\n%s", logs)
 	}
 }
+
+const hostileUserSecret = "user-jwt-shared-secret-0123456789abcdef"
+
+// rawUserJWT signs claims given as raw JSON text with the user secret, so that a case can send
+// what jwt.MapClaims cannot: duplicate members, bad UTF-8, lone surrogates, a crit header.
+func rawUserJWT(header, claims string) string {
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(hostileUserSecret))
+	mac.Write([]byte(signing))
+	return signing + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// hostileUserCases are end-user JWTs a lax reading would accept, each sent as the bearer of an
+// otherwise valid /token request; all are a 401.
+func hostileUserCases() []hostileCase {
+	now, exp := time.Now().Unix(), time.Now().Add(time.Hour).Unix()
+	head := `{"alg":"HS256","typ":"JWT"}`
+	claims := func(sub string, iat int64) string {
+		return fmt.Sprintf(`{"iss":"idp","aud":"app","exp":%d,"iat":%d,%s}`, exp, iat, sub)
+	}
+	user := func(name, tok string, status int, code string) hostileCase {
+		return hostileCase{name: "user JWT: " + name, method: http.MethodPost, path: "/token", body: `{"room":"r"}`,
+			headers: []string{"Authorization: Bearer " + tok}, status: status, code: code}
+	}
+	return []hostileCase{
+		user("duplicate sub", rawUserJWT(head, claims(`"sub":"alice","sub":"bob"`, now)), 401, "unauthorized"),
+		user("invalid UTF-8 in sub", rawUserJWT(head, claims("\"sub\":\"b\xffob\"", now)), 401, "unauthorized"),
+		user("lone surrogate in sub", rawUserJWT(head, claims(`"sub":"\ud800"`, now)), 401, "unauthorized"),
+		user("unknown crit", rawUserJWT(`{"alg":"HS256","typ":"JWT","crit":["b64"],"b64":false}`, claims(`"sub":"alice"`, now)), 401, "unauthorized"),
+		user("iat in the future", rawUserJWT(head, claims(`"sub":"alice"`, now+3600)), 401, "unauthorized"),
+	}
+}
+
+// End-user JWTs are read strictly: each hostile one is a 401, while the same token without the
+// fault is a 200.
+func TestHostileUserTokens(t *testing.T) {
+	srv := newServer(t, "AUTH_JWT_SECRET="+hostileUserSecret, "AUTH_JWT_ISSUER=idp", "AUTH_JWT_AUDIENCE=app")
+	good := rawUserJWT(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"iss":"idp","aud":"app","exp":%d,"iat":%d,"sub":"alice"}`, time.Now().Add(time.Hour).Unix(), time.Now().Unix()))
+	if r := srv.post(t, "/token", `{"room":"r"}`, "Authorization: Bearer "+good); r.status != http.StatusOK || r.body["identity"] != "alice" {
+		t.Fatalf("the good token: %d %s", r.status, r.raw)
+	}
+	for _, tc := range hostileUserCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.do(t, tc.method, tc.path, tc.body, tc.headers...).wantErrorCode(t, tc.status, tc.code)
+		})
+	}
+}
