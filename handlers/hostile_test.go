@@ -111,6 +111,20 @@ func hostileCases(t *testing.T, valid string) []hostileCase {
 		post("room_config: webhook signing key", join, `{"room":"r","identity":"a","room_config":{"egress":{"room":{"webhooks":[{"signing_key":"k"}]}}}}`, 400, "invalid_request"),
 		post("room_config: credentials on connection details", "/connection-details", `{"room_config":{"egress":{"room":{"file_outputs":[{"aliOSS":{"secret":"s"}}]}}}}`, 400, "invalid_request"),
 		post("agent identity", join, `{"room":"r","identity":"agent-media-bridge"}`, 400, "invalid_request"),
+		post("agent identity in capitals", join, `{"room":"r","identity":"AGENT-media-bridge"}`, 400, "invalid_request"),
+		post("fullwidth agent identity", join, `{"room":"r","identity":"ａｇｅｎｔ-media-bridge"}`, 400, "invalid_request"),
+		post("U+2010 in identity", join, `{"room":"r","identity":"agent\u2010media-bridge"}`, 400, "invalid_request"),
+		post("U+200B before agent-", join, `{"room":"r","identity":"\u200bagent-media-bridge"}`, 400, "invalid_request"),
+		post("U+FEFF in identity", join, `{"room":"r","identity":"alice\ufeff"}`, 400, "invalid_request"),
+		post("U+00AD in identity", join, `{"room":"r","identity":"al\u00adice"}`, 400, "invalid_request"),
+		post("U+202E in identity", join, `{"room":"r","identity":"alice\u202eecila"}`, 400, "invalid_request"),
+		post("U+2028 in identity", join, `{"room":"r","identity":"alice\u2028bob"}`, 400, "invalid_request"),
+		post("leading space in identity", join, `{"room":"r","identity":" alice"}`, 400, "invalid_request"),
+		post("U+200B in room", join, `{"room":"r\u200b","identity":"a"}`, 400, "invalid_request"),
+		post("U+202E in name", join, `{"room":"r","identity":"a","name":"Ada\u202e"}`, 400, "invalid_request"),
+		post("look-alike on connection details", "/connection-details", `{"participant_identity":"\u200bagent-media-bridge"}`, 400, "invalid_request"),
+		post("look-alike room on connection details", "/connection-details", `{"room_name":"ｒｏｏｍ"}`, 400, "invalid_request"),
+		post("look-alike name on connection details", "/connection-details", `{"participant_name":" Ada"}`, 400, "invalid_request"),
 		{name: "no content type", method: http.MethodPost, path: join, body: `{"room":"r","identity":"a"}`, headers: []string{"Content-Type: "}, status: 415, code: "unsupported_media_type"},
 		{name: "text/plain", method: http.MethodPost, path: join, body: `{"room":"r","identity":"a"}`, headers: []string{"Content-Type: text/plain"}, status: 415, code: "unsupported_media_type"},
 		{name: "form encoded", method: http.MethodPost, path: join, body: `room=r&identity=a`, headers: []string{"Content-Type: application/x-www-form-urlencoded"}, status: 415, code: "unsupported_media_type"},
@@ -201,7 +215,7 @@ func rawUserJWT(header, claims string) string {
 }
 
 // hostileUserCases are end-user JWTs a lax reading would accept, each sent as the bearer of an
-// otherwise valid /token request; all are a 401.
+// otherwise valid /token request: a 401, or a 400 for a sub that is not a valid identity.
 func hostileUserCases() []hostileCase {
 	now, exp := time.Now().Unix(), time.Now().Add(time.Hour).Unix()
 	head := `{"alg":"HS256","typ":"JWT"}`
@@ -217,6 +231,8 @@ func hostileUserCases() []hostileCase {
 		user("invalid UTF-8 in sub", rawUserJWT(head, claims("\"sub\":\"b\xffob\"", now)), 401, "unauthorized"),
 		user("lone surrogate in sub", rawUserJWT(head, claims(`"sub":"\ud800"`, now)), 401, "unauthorized"),
 		user("unknown crit", rawUserJWT(`{"alg":"HS256","typ":"JWT","crit":["b64"],"b64":false}`, claims(`"sub":"alice"`, now)), 401, "unauthorized"),
+		user("U+200B in sub", rawUserJWT(head, claims(`"sub":"\u200bagent-media-bridge"`, now)), 400, "invalid_request"),
+		user("fullwidth sub", rawUserJWT(head, claims(`"sub":"ａｌｉｃｅ"`, now)), 400, "invalid_request"),
 		user("iat in the future", rawUserJWT(head, claims(`"sub":"alice"`, now+3600)), 401, "unauthorized"),
 	}
 }

@@ -7,6 +7,10 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/secure/precis"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits of the contract.
@@ -43,6 +47,65 @@ func checkName(field, value string, required bool) error {
 		return invalidf(field, "must not contain control characters")
 	}
 	return nil
+}
+
+// checkIdentifier is the rule for room and identity, which LiveKit and every UI compare byte for
+// byte: checkName's, plus the PRECIS UsernameCasePreserved profile (RFC 8265) applied to each
+// space-separated part, as RFC 8265 applies it to a username. So letters and digits of any
+// script and printable ASCII are allowed, single spaces between parts, and nothing else: no
+// format characters (U+200B, U+FEFF, U+00AD, U+202E), no separators other than U+0020 (U+2028,
+// U+00A0), no symbols outside ASCII, no private-use or unassigned code points. A value the
+// profile would change (fullwidth letters fold to ASCII) is refused, not rewritten, so that the
+// token carries exactly what was asked.
+func checkIdentifier(field, value string, required bool) error {
+	if err := checkName(field, value, required); err != nil || value == "" || isPlainASCII(value) {
+		return err
+	}
+	if value[0] == ' ' || value[len(value)-1] == ' ' || strings.Contains(value, "  ") {
+		return invalidf(field, "must not begin or end with a space, nor hold two in a row")
+	}
+	for part := range strings.SplitSeq(value, " ") {
+		if enforced, err := precis.UsernameCasePreserved.String(part); err != nil || enforced != part {
+			return invalidf(field, "may hold only letters, digits, printable ASCII and single spaces (PRECIS UsernameCasePreserved)")
+		}
+	}
+	return nil
+}
+
+// checkDisplayName is the rule for name and participant_name: checkName's, plus the PRECIS
+// Nickname profile (RFC 8266). A name the profile would change (spaces at either end or two in
+// a row, compatibility forms such as fullwidth letters or ligatures) is refused, not rewritten.
+func checkDisplayName(field, value string) error {
+	if err := checkName(field, value, false); err != nil || value == "" {
+		return err
+	}
+	if isPlainASCII(value) {
+		return nil
+	}
+	if enforced, err := precis.Nickname.String(value); err != nil || enforced != value {
+		return invalidf(field, "must be a display name as PRECIS Nickname allows it: no invisible or format characters, no space at either end or two in a row")
+	}
+	return nil
+}
+
+// isPlainASCII is the common case that needs no PRECIS: printable ASCII with single inner spaces.
+func isPlainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' ') {
+			return false
+		}
+	}
+	return true
+}
+
+// reservedForAgents reports whether identity falls in the agent- namespace once compatibility
+// forms and case are folded away (NFKC, then case folding), so that AGENT-x and fullwidth
+// ａｇｅｎｔ-x, which look like agent-x in a UI, are reserved too.
+func reservedForAgents(identity string) bool {
+	if isPlainASCII(identity) { // the common case, without the two allocations below
+		return len(identity) >= len(AgentPrefix) && strings.EqualFold(identity[:len(AgentPrefix)], AgentPrefix)
+	}
+	return strings.HasPrefix(cases.Fold().String(norm.NFKC.String(identity)), AgentPrefix)
 }
 
 func checkMetadata(metadata string) error {
@@ -84,7 +147,7 @@ func checkAgentID(id string) error {
 }
 
 func (r *JoinRequest) validate() error {
-	if err := checkName("room", r.Room, true); err != nil {
+	if err := checkIdentifier("room", r.Room, true); err != nil {
 		return err
 	}
 	if err := checkName("identity", r.Identity, true); err != nil {
@@ -92,10 +155,13 @@ func (r *JoinRequest) validate() error {
 	}
 	// LiveKit disconnects the older of two participants with one identity, so a user holding an
 	// agent's identity could kick the agent out of the room.
-	if strings.HasPrefix(r.Identity, AgentPrefix) {
-		return invalidf("identity", "must not begin with %q, which is reserved for agent tokens", AgentPrefix)
+	if reservedForAgents(r.Identity) {
+		return invalidf("identity", "must not begin with %q in any case or width, which is reserved for agent tokens", AgentPrefix)
 	}
-	if err := checkName("name", r.Name, false); err != nil {
+	if err := checkIdentifier("identity", r.Identity, true); err != nil {
+		return err
+	}
+	if err := checkDisplayName("name", r.Name); err != nil {
 		return err
 	}
 	if err := checkMetadata(r.Metadata); err != nil {
@@ -108,13 +174,13 @@ func (r *JoinRequest) validate() error {
 }
 
 func (r *AgentRequest) validate() error {
-	if err := checkName("room", r.Room, true); err != nil {
+	if err := checkIdentifier("room", r.Room, true); err != nil {
 		return err
 	}
 	if err := checkAgentID(r.AgentID); err != nil {
 		return err
 	}
-	if err := checkName("name", r.Name, false); err != nil {
+	if err := checkDisplayName("name", r.Name); err != nil {
 		return err
 	}
 	if err := checkMetadata(r.Metadata); err != nil {

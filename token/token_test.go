@@ -118,6 +118,12 @@ func TestRequestRules(t *testing.T) {
 		{"no room", token.JoinRequest{Identity: "a"}, "room"},
 		{"no identity", token.JoinRequest{Room: "r"}, "identity"},
 		{"agent identity", token.JoinRequest{Room: "r", Identity: "agent-bridge"}, "identity"},
+		// Issue 14: the reserved prefix is read case- and width-folded, and identifiers are PRECIS.
+		{"agent identity in capitals", token.JoinRequest{Room: "r", Identity: "Agent-not-reserved"}, "identity"},
+		{"fullwidth agent identity", token.JoinRequest{Room: "r", Identity: "ａｇｅｎｔ-x"}, "identity"},
+		{"emoji in identity", token.JoinRequest{Room: "r", Identity: "ünïcødé 👋"}, "identity"},
+		{"zero width space in room", token.JoinRequest{Room: "r​", Identity: "a"}, "room"},
+		{"trailing space in name", token.JoinRequest{Room: "r", Identity: "a", Name: "Ada "}, "name"},
 		{"long room", token.JoinRequest{Room: long, Identity: "a"}, "room"},
 		{"long name", token.JoinRequest{Room: "r", Identity: "a", Name: long}, "name"},
 		{"control char", token.JoinRequest{Room: "r\x00", Identity: "a"}, "room"},
@@ -138,8 +144,8 @@ func TestRequestRules(t *testing.T) {
 	}
 	for _, ok := range []token.JoinRequest{
 		{Room: strings.Repeat("r", token.MaxNameBytes), Identity: "a"},
-		{Room: "r", Identity: "ünïcødé 👋", TTLSeconds: ptr[int64](86400)},
-		{Room: "r", Identity: "Agent-not-reserved"},
+		{Room: "r", Identity: "ünïcødé", Name: "ünïcødé 👋", TTLSeconds: ptr[int64](86400)},
+		{Room: "r", Identity: "agentsmith"},
 	} {
 		if _, err := iss.Join(anyone, ok); err != nil {
 			t.Errorf("%+v refused: %v", ok, err)
