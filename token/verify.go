@@ -45,6 +45,18 @@ type Claims struct {
 	NotBefore  int64             `json:"notBefore"`
 	ExpiresAt  int64             `json:"expiresAt"`
 	Grants     *auth.VideoGrant  `json:"grants"`
+	// The other grants a token may carry, reported when present (in LiveKit's claim names), so
+	// that a token with sip.admin does not look like a plain participant token. This service
+	// issues none of them; a token signed elsewhere with one of its keys may.
+	KindDetails   []string                 `json:"kindDetails,omitzero"`
+	SIP           *auth.SIPGrant           `json:"sip,omitzero"`
+	Agent         *auth.AgentGrant         `json:"agent,omitzero"`
+	Inference     *auth.InferenceGrant     `json:"inference,omitzero"`
+	Observability *auth.ObservabilityGrant `json:"observability,omitzero"`
+	AgentEndpoint *auth.AgentEndpointGrant `json:"agentEndpoint,omitzero"`
+	AgentThread   *auth.AgentThreadGrant   `json:"agentThread,omitzero"`
+	RoomPreset    string                   `json:"roomPreset,omitzero"`
+	Sha256        string                   `json:"sha256,omitzero"`
 }
 
 // Verify checks a token the way LiveKit does (HS256 only, a known key, exp required, a minute of
@@ -125,6 +137,16 @@ func claimsOf(registered *jwt.RegisteredClaims, grants *auth.ClaimGrants) *Claim
 		NotBefore:  unix(registered.NotBefore),
 		ExpiresAt:  unix(registered.ExpiresAt),
 		Grants:     video,
+
+		KindDetails:   grants.KindDetails,
+		SIP:           grants.SIP,
+		Agent:         grants.Agent,
+		Inference:     grants.Inference,
+		Observability: grants.Observability,
+		AgentEndpoint: grants.AgentEndpoint,
+		AgentThread:   grants.AgentThread,
+		RoomPreset:    grants.RoomPreset,
+		Sha256:        grants.Sha256,
 	}
 }
 
