@@ -122,7 +122,7 @@ func TestRequestRules(t *testing.T) {
 		{"agent identity in capitals", token.JoinRequest{Room: "r", Identity: "Agent-not-reserved"}, "identity"},
 		{"fullwidth agent identity", token.JoinRequest{Room: "r", Identity: "ａｇｅｎｔ-x"}, "identity"},
 		{"emoji in identity", token.JoinRequest{Room: "r", Identity: "ünïcødé 👋"}, "identity"},
-		{"zero width space in room", token.JoinRequest{Room: "r​", Identity: "a"}, "room"},
+		{"zero width space in room", token.JoinRequest{Room: "r\u200b", Identity: "a"}, "room"},
 		{"trailing space in name", token.JoinRequest{Room: "r", Identity: "a", Name: "Ada "}, "name"},
 		{"long room", token.JoinRequest{Room: long, Identity: "a"}, "room"},
 		{"long name", token.JoinRequest{Room: "r", Identity: "a", Name: long}, "name"},
