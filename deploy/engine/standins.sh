@@ -166,16 +166,12 @@ standin_livekit() {
   rm -rf "$root"
 }
 
-# livekit_version: the Version constant of the package that runs livekit-server in tests,
-# wherever it lives now.
+# livekit_version: the Version constant of the package that runs livekit-server in tests.
 livekit_version() {
-  local f v
-  for f in "$REPO/internal/testenv/livekit/livekit.go" "$REPO/livekittest/livekittest.go"; do
-    [ -f "$f" ] || continue
-    v=$(sed -n 's/^const Version = "\(v[0-9.]*\)".*/\1/p' "$f" | head -1)
-    [ -n "$v" ] && { echo "$v"; return 0; }
-  done
-  die "no livekit-server Version constant in internal/testenv/livekit or livekittest"
+  local f="$REPO/internal/testenv/livekittest/livekittest.go" v
+  v=$(sed -n 's/^const Version = "\(v[0-9.]*\)".*/\1/p' "$f" | head -1)
+  [ -n "$v" ] || die "no livekit-server Version constant in $f"
+  echo "$v"
 }
 
 # livekit_binary VERSION: the path of the pinned server, installed with go install when missing.
