@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -64,7 +65,8 @@ func NewRouter(d Deps) http.Handler {
 		r.Use(d.Auth.Middleware)
 		r.Use(d.Limiter.Middleware(func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }))
 		r.Use(refuseBadCredentials(reply))
-		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0)))
+		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second,
+			func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }))
 		r.Use(middleware.NoStore)
 		r.Post("/token", handleJoin(d.Issuer, reply))
 		r.Post("/token/agent", handleAgent(d.Issuer, reply))

@@ -19,7 +19,8 @@ import (
 func TestLargeBodiesTakeTurns(t *testing.T) {
 	release := make(chan struct{})
 	var inside, served atomic.Int32
-	h := middleware.LargeBodies(10, 1)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	busy := func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTooManyRequests) }
+	h := middleware.LargeBodies(10, 1, time.Hour, busy)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
 		if r.ContentLength != 1 {
 			inside.Add(1)
@@ -56,5 +57,26 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), large(context.Background()))
 	if served.Load() != 3 {
 		t.Error("the slot was not given back")
+	}
+}
+
+// A large request that cannot get a slot in time is told to come back, not held.
+func TestLargeBodiesWaitIsBounded(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	busy := func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTooManyRequests) }
+	h := middleware.LargeBodies(10, 1, 50*time.Millisecond, busy)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		close(entered)
+		<-release
+	}))
+	body := func() *http.Request {
+		return httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(strings.Repeat("x", 11)))
+	}
+	go h.ServeHTTP(httptest.NewRecorder(), body())
+	<-entered // the first request holds the one slot
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, body())
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("a request that found no slot: %d %v", w.Code, w.Header())
 	}
 }

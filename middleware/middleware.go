@@ -146,12 +146,13 @@ func Recover(log zerolog.Logger, reply http.HandlerFunc) func(http.Handler) http
 }
 
 // LargeBodies lets at most n requests whose body may exceed threshold bytes (by Content-Length,
-// or of unknown length) be served at once; the others wait their turn, or until the client
-// gives up. The service's heap is a few MiB and its soft memory limit 24 MiB: dozens of
+// or of unknown length) be served at once; the others wait their turn for at most wait, then
+// get busy (a 429 with Retry-After), so that a few slow uploads holding the slots cannot hold
+// everyone else. The service's heap is a few MiB and its soft memory limit 24 MiB: dozens of
 // concurrent 256 KiB bodies, each decoded and signed into a token as large, kept the collector
 // running all the time (3.7x the CPU per request, docs/performance.md). Small requests, which
 // are nearly all of them, never wait.
-func LargeBodies(threshold int64, n int) func(http.Handler) http.Handler {
+func LargeBodies(threshold int64, n int, wait time.Duration, busy http.HandlerFunc) func(http.Handler) http.Handler {
 	slots := make(chan struct{}, n)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -159,8 +160,14 @@ func LargeBodies(threshold int64, n int) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
+			timer := time.NewTimer(wait)
+			defer timer.Stop()
 			select {
 			case slots <- struct{}{}:
+			case <-timer.C:
+				w.Header().Set("Retry-After", "1")
+				busy(w, r)
+				return
 			case <-r.Context().Done():
 				return // the client left; nothing to answer
 			}

@@ -9,10 +9,10 @@ import (
 const (
 	shardCount = 64
 	// maxKeysPerShard bounds memory under a flood of distinct clients (64 × 4096 keys, a few
-	// MiB). Past it, new keys of a shard share one overflow counter until the window ends: they
-	// are limited together rather than not at all.
+	// MiB). Past it, a new key of a full shard is not counted until the window ends: counting
+	// them together would let whoever filled the shards lock every new client out, and a flood
+	// of that many addresses is not slowed by a per-client limit anyway.
 	maxKeysPerShard = 4096
-	overflowKey     = "\x00overflow"
 )
 
 // memoryCounter is a fixed-window counter in this process, sharded so that requests for
@@ -48,7 +48,8 @@ func (m *memoryCounter) count(key string, now time.Time) (int, time.Time) {
 		s.current = index
 	}
 	if _, known := s.counts[key]; !known && len(s.counts) >= maxKeysPerShard {
-		key = overflowKey
+		s.mu.Unlock()
+		return 1, time.UnixMilli((index + 1) * windowMS)
 	}
 	s.counts[key]++
 	n := s.counts[key]

@@ -13,6 +13,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -54,9 +55,10 @@ type Settings struct {
 // Limiter counts requests per key and refuses those over the limit. It is safe for concurrent
 // use and holds no lock across I/O.
 type Limiter struct {
-	s      Settings
-	memory *memoryCounter
-	redis  *redisCounter // nil without Redis
+	s         Settings
+	memory    *memoryCounter
+	redis     *redisCounter // nil without Redis
+	closeOnce sync.Once
 	// remaining holds "0" … Limit as strings, so a reply's header costs no formatting.
 	remaining []string
 }
@@ -99,7 +101,7 @@ func (l *Limiter) Close() error {
 	if l.redis == nil {
 		return nil
 	}
-	close(l.redis.closed)
+	l.closeOnce.Do(func() { close(l.redis.closed) })
 	return l.redis.client.Close()
 }
 

@@ -25,10 +25,10 @@ func startRedis(t *testing.T) *redistest.Server {
 	return srv
 }
 
-func redisLimiter(t *testing.T, addr string, limit int, window time.Duration, onFallback func(bool)) *Limiter {
+func redisLimiter(t *testing.T, addr string, limit int, window, budget time.Duration, onFallback func(bool)) *Limiter {
 	t.Helper()
 	l := New(Settings{Limit: limit, Window: window, IPv6Prefix: 64, Redis: &redis.Options{Addr: addr},
-		RedisTimeout: 5 * time.Millisecond, OnFallback: onFallback})
+		RedisTimeout: budget, OnFallback: onFallback})
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
@@ -65,10 +65,9 @@ func admitted(t *testing.T, n, limit int, key string, limiters ...*Limiter) map[
 // one atomic script, so the tolerance is zero.
 func TestReplicasShareOneLimitExactly(t *testing.T) {
 	srv := startRedis(t)
-	a := redisLimiter(t, srv.Addr, 50, time.Hour, nil)
-	b := redisLimiter(t, srv.Addr, 50, time.Hour, nil)
 	// A generous budget: this test is about the count, not about latency on a busy machine.
-	a.redis.budget, b.redis.budget = time.Second, time.Second
+	a := redisLimiter(t, srv.Addr, 50, time.Hour, time.Second, nil)
+	b := redisLimiter(t, srv.Addr, 50, time.Hour, time.Second, nil)
 	perWindow := admitted(t, 300, 50, "ip:203.0.113.7", a, b)
 	total := 0
 	for window, n := range perWindow {
@@ -101,8 +100,8 @@ func TestMemoryCounterFixedWindow(t *testing.T) {
 	}
 }
 
-// A flood of distinct clients cannot grow the counters past their bound; the overflow is
-// limited together.
+// A flood of distinct clients cannot grow the counters past their bound, nor lock out a new
+// client: past the bound a new key is let through uncounted.
 func TestMemoryCounterIsBounded(t *testing.T) {
 	m := newMemoryCounter(time.Minute)
 	now := time.UnixMilli(60_000 * 1000)
@@ -110,8 +109,13 @@ func TestMemoryCounterIsBounded(t *testing.T) {
 		m.count(string(rune(i))+"-client", now)
 	}
 	for i := range m.shards {
-		if n := len(m.shards[i].counts); n > maxKeysPerShard+1 {
+		if n := len(m.shards[i].counts); n > maxKeysPerShard {
 			t.Fatalf("shard %d holds %d keys", i, n)
+		}
+	}
+	for range 3 {
+		if n, _ := m.count("a newcomer", now); n != 1 {
+			t.Fatalf("a new client after the flood is counted at %d", n)
 		}
 	}
 }
@@ -127,10 +131,13 @@ func TestStallingRedisFallsBackAndRecovers(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	var switches []bool
 	var mu sync.Mutex
-	l := redisLimiter(t, proxy.Addr, 1000, time.Minute, func(on bool) { mu.Lock(); switches = append(switches, on); mu.Unlock() })
-	if _, _, by := l.count(ctx, "k"); by != Redis {
-		t.Fatalf("a fast Redis: decided by %s", by)
-	}
+	l := redisLimiter(t, proxy.Addr, 1000, time.Minute, 5*time.Millisecond, func(on bool) { mu.Lock(); switches = append(switches, on); mu.Unlock() })
+	wait.For(t, 5*time.Second, func() error { // the first call dials, which may not fit in 5 ms
+		if _, _, by := l.count(ctx, "k"); by != Redis {
+			return errors.New("a fast Redis does not decide")
+		}
+		return nil
+	})
 
 	proxy.SetDelay(40 * time.Millisecond) // 80 ms per round trip
 	slowest := time.Duration(0)
@@ -166,7 +173,7 @@ func TestStallingRedisFallsBackAndRecovers(t *testing.T) {
 
 func TestKilledRedisFallsBackThenShares(t *testing.T) {
 	srv := startRedis(t)
-	l := redisLimiter(t, srv.Addr, 1000, time.Minute, nil)
+	l := redisLimiter(t, srv.Addr, 1000, time.Minute, 100*time.Millisecond, nil)
 	if _, _, by := l.count(ctx, "k"); by != Redis {
 		t.Fatalf("decided by %s", by)
 	}
@@ -224,4 +231,21 @@ func BenchmarkRedisLimiter(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A client that hangs up at once is still counted in Redis: its cancelled request must not be a
+// Redis miss, or five of them would switch the replica off the shared count.
+func TestClientHangingUpIsNoRedisMiss(t *testing.T) {
+	srv := startRedis(t)
+	l := redisLimiter(t, srv.Addr, 1000, time.Minute, time.Second, nil) // about cancellation, not latency
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 2 * missesToOpen {
+		if _, _, by := l.count(gone, "k"); by != Redis {
+			t.Fatalf("request %d of a client that hung up was decided by %s", i, by)
+		}
+	}
+	if l.State() != Redis {
+		t.Errorf("state %q", l.State())
+	}
 }

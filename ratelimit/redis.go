@@ -69,7 +69,9 @@ func (c *redisCounter) count(ctx context.Context, key string) (n int, reset time
 	if c.breaker.open() {
 		return 0, time.Time{}, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.budget)
+	// The budget, not the client, ends the call: a client that hangs up must not count as a
+	// Redis miss, or hanging up at once would switch replicas off the shared count.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.budget)
 	defer cancel()
 	reply, err := fixedWindow.Run(ctx, c.client, []string{keyPrefix + key}, c.windowMS).Int64Slice()
 	if err != nil || len(reply) != 2 {
