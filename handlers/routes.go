@@ -61,12 +61,12 @@ func NewRouter(d Deps) http.Handler {
 	// The token routes (never health or readiness, which load balancers poll): who is calling,
 	// then the rate limit keyed by it, then the refusal of credentials that did not verify, so
 	// that a flood of bad credentials is limited by its address.
+	rateLimited := func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }
 	r.Group(func(r chi.Router) {
 		r.Use(d.Auth.Middleware)
-		r.Use(d.Limiter.Middleware(func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }))
+		r.Use(d.Limiter.Middleware(rateLimited))
 		r.Use(refuseBadCredentials(reply))
-		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second,
-			func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }))
+		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second, rateLimited))
 		r.Use(middleware.NoStore)
 		r.Post("/token", handleJoin(d.Issuer, reply))
 		r.Post("/token/agent", handleAgent(d.Issuer, reply))
