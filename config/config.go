@@ -58,6 +58,11 @@ type Config struct {
 	// Further "key: secret" pairs (livekit-server's format, newline or comma separated) that
 	// /token/verify accepts during a key rotation.
 	LiveKitKeys Secret `env:"LIVEKIT_KEYS"`
+	// Where the service calls LiveKit's server API (bans, agent dispatch); by default
+	// LIVEKIT_WS_URL with ws -> http and wss -> https.
+	APIURL string `env:"LIVEKIT_API_URL"`
+	// The most one call to LiveKit's server API may take.
+	APITimeoutMS int `env:"LIVEKIT_API_TIMEOUT_MS" envDefault:"1000"`
 
 	DefaultTTLSeconds int `env:"DEFAULT_TOKEN_TTL_SECONDS" envDefault:"3600"`
 	MaxTTLSeconds     int `env:"MAX_TOKEN_TTL_SECONDS" envDefault:"86400"`
@@ -229,6 +234,7 @@ func (c *Config) applyDefaults() {
 	if c.AppEnv == Production && c.ServiceAPIKeys == "" {
 		c.Warnings = append(c.Warnings, "SERVICE_API_KEYS is unset: /token/agent, /token/verify and privileged grants are refused (403) in production")
 	}
+	c.defaultAPIURL()
 	if c.AppEnv != Development {
 		return
 	}
@@ -241,6 +247,23 @@ func (c *Config) applyDefaults() {
 	if c.WSURL == "" {
 		c.WSURL = devWSURL
 		c.Warnings = append(c.Warnings, "LIVEKIT_WS_URL is unset: using "+devWSURL+" (development only)")
+	}
+	c.defaultAPIURL()
+}
+
+// defaultAPIURL derives LIVEKIT_API_URL from LIVEKIT_WS_URL when it is unset: LiveKit serves its
+// server API on the same host and port as its signalling.
+func (c *Config) defaultAPIURL() {
+	if c.APIURL != "" || !validWSURL(c.WSURL) {
+		return
+	}
+	switch {
+	case strings.HasPrefix(c.WSURL, "wss://"):
+		c.APIURL = "https://" + strings.TrimPrefix(c.WSURL, "wss://")
+	case strings.HasPrefix(c.WSURL, "ws://"):
+		c.APIURL = "http://" + strings.TrimPrefix(c.WSURL, "ws://")
+	default:
+		c.APIURL = c.WSURL
 	}
 }
 
@@ -266,6 +289,11 @@ func (c *Config) validate() []string {
 	if c.WSURL != "" {
 		check(validWSURL(c.WSURL), "LIVEKIT_WS_URL", "must be a ws://, wss://, http:// or https:// URL with a host")
 	}
+
+	if c.APIURL != "" {
+		check(validHTTPURL(c.APIURL), "LIVEKIT_API_URL", "must be an http:// or https:// URL with a host")
+	}
+	check(c.APITimeoutMS >= 1 && c.APITimeoutMS <= 30000, "LIVEKIT_API_TIMEOUT_MS", "must be from 1 to 30000")
 
 	check(c.MaxTTLSeconds >= 1 && c.MaxTTLSeconds <= maxTokenTTLSeconds, "MAX_TOKEN_TTL_SECONDS", "must be from 1 to 2592000 (30 days)")
 	check(c.DefaultTTLSeconds >= 1 && c.DefaultTTLSeconds <= max(c.MaxTTLSeconds, 1), "DEFAULT_TOKEN_TTL_SECONDS",
@@ -378,6 +406,11 @@ func validWSURL(raw string) bool {
 }
 
 // validHeaderName accepts an HTTP header name (RFC 9110 token characters).
+func validHTTPURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
+}
+
 func validHeaderName(name string) bool {
 	if name == "" || len(name) > 64 {
 		return false
@@ -547,6 +580,9 @@ func (c Config) UserAuth() bool { return c.AuthJWKSURL != "" || c.AuthJWTSecret 
 
 // JWTAlgorithms is the fixed list of algorithms an end user's JWT may use.
 func (c Config) JWTAlgorithms() []string { return splitList(c.AuthJWTAlgorithms) }
+
+// APITimeout is the budget of one call to LiveKit's server API.
+func (c Config) APITimeout() time.Duration { return time.Duration(c.APITimeoutMS) * time.Millisecond }
 
 // ShutdownDelay is how long /ready reports 503 before the server stops accepting connections.
 func (c Config) ShutdownDelay() time.Duration {

@@ -192,3 +192,24 @@ func TestOperatorVariables(t *testing.T) {
 		}
 	}
 }
+
+func TestAPIURLFollowsWSURL(t *testing.T) {
+	for _, tc := range []struct{ ws, api, want string }{
+		{"wss://lk.example.com", "", "https://lk.example.com"},
+		{"ws://localhost:7880", "", "http://localhost:7880"},
+		{"https://lk.example.com", "", "https://lk.example.com"},
+		{"wss://lk.example.com", "http://livekit.internal:7880", "http://livekit.internal:7880"},
+	} {
+		cfg, err := config.Load([]string{"LIVEKIT_WS_URL=" + tc.ws, "LIVEKIT_API_URL=" + tc.api})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.APIURL != tc.want {
+			t.Errorf("LIVEKIT_WS_URL=%s LIVEKIT_API_URL=%q: API URL %q, want %q", tc.ws, tc.api, cfg.APIURL, tc.want)
+		}
+	}
+	_, err := config.Load([]string{"LIVEKIT_API_URL=ftp://x", "LIVEKIT_API_TIMEOUT_MS=0"})
+	if err == nil || !strings.Contains(err.Error(), "LIVEKIT_API_URL:") || !strings.Contains(err.Error(), "LIVEKIT_API_TIMEOUT_MS:") {
+		t.Fatalf("want both LiveKit API variables refused, got %v", err)
+	}
+}
