@@ -82,6 +82,12 @@ type Server struct {
 // no external IP discovery (the STUN server named is a port nobody listens on), loopback
 // candidates only.
 func Start(apiKey, apiSecret string) (*Server, error) {
+	return StartWithConfig(apiKey, apiSecret, "")
+}
+
+// StartWithConfig is Start with more of livekit-server's YAML configuration appended: top-level
+// sections the base leaves out, such as `room: {auto_create: false}` or a `webhook:` block.
+func StartWithConfig(apiKey, apiSecret, extra string) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -109,7 +115,7 @@ rtc:
 keys:
   %s: %s
 logging: {level: warn}
-`, httpPort, udpPort, apiKey, apiSecret)
+`, httpPort, udpPort, apiKey, apiSecret) + extra
 
 	logs, err := os.CreateTemp("", "livekit-*.log")
 	if err != nil {
