@@ -24,6 +24,7 @@ import (
 	"github.com/token-service/token-service/handlers"
 	"github.com/token-service/token-service/internal/app"
 	"github.com/token-service/token-service/logging"
+	"github.com/token-service/token-service/policy"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
@@ -81,6 +82,11 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		return err
 	}
 	defer closeDeps()
+	// Registered here, before anything listens: an unhandled SIGHUP would end the process.
+	hangup := make(chan os.Signal, 1)
+	signal.Notify(hangup, syscall.SIGHUP)
+	defer signal.Stop(hangup)
+	go reloadPolicyOnHangup(ctx, hangup, deps.Policy, log)
 	servers := []*http.Server{newServer(handlers.NewRouter(deps), log)}
 	addrs := []string{cfg.ListenAddr()}
 	if addr := cfg.MetricsAddr(); addr != "" {
@@ -132,6 +138,24 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	return nil
 }
 
+// reloadPolicyOnHangup reloads POLICY_FILE on every SIGHUP until ctx ends. A file with problems
+// changes nothing: the policy in use stays, and the problems are logged.
+func reloadPolicyOnHangup(ctx context.Context, hangup <-chan os.Signal, engine *policy.Engine, log zerolog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangup:
+			p, err := engine.Reload()
+			if err != nil {
+				log.Error().Err(err).Msg("policy reload failed: keeping the policy in use")
+				continue
+			}
+			log.Info().Str("policy", p.Source).Msg("grant policy reloaded")
+		}
+	}
+}
+
 // newServer is an HTTP server with timeouts, so slow clients cannot hold it.
 func newServer(handler http.Handler, log zerolog.Logger) *http.Server {
 	return &http.Server{
@@ -163,8 +187,10 @@ func subcommand(name string, environ []string) int {
 			return 1
 		}
 		return 0
+	case "policy":
+		return policyCommand(os.Args[2:], environ, os.Stdin, os.Stdout, os.Stderr)
 	default:
-		fmt.Fprintf(os.Stderr, "usage: token-service [version|healthcheck]\n")
+		fmt.Fprintf(os.Stderr, "usage: token-service [version|healthcheck|policy]\n")
 		return 2
 	}
 }

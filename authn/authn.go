@@ -1,6 +1,6 @@
 // Package authn establishes who is calling from a request's Authorization header: a backend with a
 // service API key, or an end user with a JWT from the application's identity provider. What each
-// caller may then ask for is token.Policy's business.
+// caller may then ask for is the policy's business.
 package authn
 
 import (
@@ -178,15 +178,21 @@ func (a *Authenticator) verifyUser(raw string) (*token.User, error) {
 	if _, ok := parsed.Header["crit"]; ok {
 		return nil, errors.New("crit header: no extension is supported")
 	}
-	identity, _ := claims[a.opts.IdentityClaim].(string)
+	return a.opts.User(claims)
+}
+
+// User is the end user a verified token's claims describe, as the configured claims name it.
+// A token without a non-empty identity claim describes nobody.
+func (s Settings) User(claims map[string]any) (*token.User, error) {
+	identity, _ := claims[s.IdentityClaim].(string)
 	if identity == "" {
-		return nil, fmt.Errorf("claim %q is not a non-empty string", a.opts.IdentityClaim)
+		return nil, fmt.Errorf("claim %q is not a non-empty string", s.IdentityClaim)
 	}
-	user := &token.User{Identity: identity}
-	user.Name, _ = claims[a.opts.NameClaim].(string)
-	if a.opts.RoomsClaim != "" {
+	user := &token.User{Identity: identity, Claims: claims}
+	user.Name, _ = claims[s.NameClaim].(string)
+	if s.RoomsClaim != "" {
 		user.RoomsRestricted = true
-		switch rooms := claims[a.opts.RoomsClaim].(type) {
+		switch rooms := claims[s.RoomsClaim].(type) {
 		case string: // "*" lifts the restriction; any other string is the one room allowed
 			if rooms == "*" {
 				user.RoomsRestricted = false
@@ -195,8 +201,8 @@ func (a *Authenticator) verifyUser(raw string) (*token.User, error) {
 			}
 		case []any:
 			for _, room := range rooms {
-				if s, ok := room.(string); ok {
-					user.Rooms = append(user.Rooms, s)
+				if name, ok := room.(string); ok {
+					user.Rooms = append(user.Rooms, name)
 				}
 			}
 		} // absent or of another type: no room at all, the safe reading

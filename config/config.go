@@ -117,6 +117,13 @@ type Config struct {
 	AuthJWTSecretFile  Secret `env:"AUTH_JWT_SECRET_FILE,file"`
 	RedisURLFile       Secret `env:"REDIS_URL_FILE,file"`
 
+	// POLICY_FILE: the operator's grant policy (YAML); empty for the built-in default.
+	PolicyFile string `env:"POLICY_FILE"`
+	// Agents any participant may dispatch through room_config under the built-in policy.
+	AllowedAgentNames string `env:"ALLOWED_AGENT_NAMES"`
+
+	// EnvUnset is true when neither APP_ENV nor NODE_ENV was set (development by default).
+	EnvUnset bool `env:"-"`
 	// Warnings are things an operator should see at start-up that do not stop it.
 	Warnings []string `env:"-"`
 }
@@ -209,7 +216,7 @@ func (c *Config) applyDefaults() {
 		c.AppEnv = c.NodeEnv
 	}
 	if c.AppEnv == "" {
-		c.AppEnv = Development
+		c.AppEnv, c.EnvUnset = Development, true
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
@@ -230,9 +237,6 @@ func (c *Config) applyDefaults() {
 	}
 	if c.AppEnv == Production && c.RateLimitMaxRequests == 0 {
 		c.Warnings = append(c.Warnings, "RATE_LIMIT_MAX_REQUESTS is 0: the token routes are not rate limited")
-	}
-	if c.AppEnv == Production && c.ServiceAPIKeys == "" {
-		c.Warnings = append(c.Warnings, "SERVICE_API_KEYS is unset: /token/agent, /token/verify and privileged grants are refused (403) in production")
 	}
 	c.defaultAPIURL()
 	if c.AppEnv != Development {
@@ -490,6 +494,14 @@ func (c *Config) strictSecrets() bool { return c.AppEnv != Development }
 func (c *Config) devCredentials() bool {
 	return c.AppEnv == Test && c.APIKey == devAPIKey && c.APISecret.Reveal() == devAPISecret
 }
+
+// DevCredentials reports whether the LiveKit key pair is livekit-server --dev's.
+func (c Config) DevCredentials() bool {
+	return c.APIKey == devAPIKey && c.APISecret.Reveal() == devAPISecret
+}
+
+// AllowedAgents are the agent names of ALLOWED_AGENT_NAMES.
+func (c Config) AllowedAgents() []string { return splitList(c.AllowedAgentNames) }
 
 // Production reports whether the service runs with production rules (JSON logs, strict secrets).
 func (c Config) Production() bool { return c.AppEnv == Production }

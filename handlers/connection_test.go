@@ -15,10 +15,10 @@ import (
 )
 
 func TestConnectionDetails(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t, "SERVICE_API_KEYS="+serviceKey1)
 	r := srv.post(t, "/connection-details", `{"room_name":"standup","participant_identity":"ada","participant_name":"Ada",
 		"participant_metadata":"m","participant_attributes":{"role":"host"},
-		"room_config":{"agents":[{"agent_name":"helper","metadata":"{\"lang\":\"en\"}"}],"empty_timeout":30}}`)
+		"room_config":{"agents":[{"agent_name":"helper","metadata":"{\"lang\":\"en\"}"}],"empty_timeout":30}}`, "Authorization: Bearer "+serviceKey1)
 	if r.status != 200 || r.body["server_url"] != testWSURL || r.body["room_name"] != "standup" || r.body["participant_name"] != "Ada" {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
@@ -98,10 +98,11 @@ func TestConnectionDetailsUnderPolicy(t *testing.T) {
 }
 
 func TestMoreOfTheToken(t *testing.T) {
-	srv := newServer(t, "LIVEKIT_KEYS=APIold: old-secret-0123456789abcdef-0123456789, APIolder: older-secret-0123456789abcdef-01234")
+	srv := newServer(t, "LIVEKIT_KEYS=APIold: old-secret-0123456789abcdef-0123456789, APIolder: older-secret-0123456789abcdef-01234",
+		"SERVICE_API_KEYS="+serviceKey1)
 	r := srv.post(t, "/token", `{"room":"r","identity":"a","attributes":{"team":"blue"},
 		"grants":{"canPublishSources":["microphone","screen_share"],"canSubscribeMetrics":true},
-		"room_config":{"agents":[{"agentName":"notetaker"}],"maxParticipants":5}}`)
+		"room_config":{"agents":[{"agentName":"notetaker"}],"maxParticipants":5}}`, "Authorization: Bearer "+serviceKey1)
 	if r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
@@ -111,7 +112,7 @@ func TestMoreOfTheToken(t *testing.T) {
 		g.GetRoomConfiguration().GetAgents()[0].GetAgentName() != "notetaker" {
 		t.Errorf("grants %+v video %+v", g, g.Video)
 	}
-	v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, r.body["token"]))
+	v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, r.body["token"]), "Authorization: Bearer "+serviceKey1)
 	if attrs, _ := v.body["attributes"].(map[string]any); attrs["team"] != "blue" {
 		t.Errorf("verify does not report attributes: %s", v.raw)
 	}
@@ -129,38 +130,60 @@ func TestMoreOfTheToken(t *testing.T) {
 		srv.post(t, "/token", tc.body).wantError(t, 400, "invalid_request", tc.field)
 	}
 
-	bridge := srv.post(t, "/token/agent", `{"room":"r","agent_id":"b","kind":"bridge","attributes":{"via":"sip"}}`)
+	bridge := srv.post(t, "/token/agent", `{"room":"r","agent_id":"b","kind":"bridge","attributes":{"via":"sip"}}`, "Authorization: Bearer "+serviceKey1)
 	if g := mustGrants(t, bridge.body["token"].(string), 3600); g.Kind != "bridge" || g.Video.Agent || g.Attributes["via"] != "sip" {
 		t.Errorf("bridge: kind %q agent flag %v attributes %v", g.Kind, g.Video.Agent, g.Attributes)
 	}
-	if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, bridge.body["token"])); v.body["kind"] != "bridge" {
+	if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, bridge.body["token"]), "Authorization: Bearer "+serviceKey1); v.body["kind"] != "bridge" {
 		t.Errorf("verify kind: %s", v.raw)
 	}
-	worker := srv.post(t, "/token/agent", `{"room":"r","agent_id":"w","worker":true}`)
+	worker := srv.post(t, "/token/agent", `{"room":"r","agent_id":"w","worker":true}`, "Authorization: Bearer "+serviceKey1)
 	if g := mustGrants(t, worker.body["token"].(string), 3600); g.Kind != "agent" || !g.Video.Agent {
 		t.Errorf("worker: kind %q agent flag %v", g.Kind, g.Video.Agent)
 	}
-	srv.post(t, "/token/agent", `{"room":"r","agent_id":"w","kind":"human"}`).wantError(t, 400, "invalid_request", "kind")
+	srv.post(t, "/token/agent", `{"room":"r","agent_id":"w","kind":"human"}`, "Authorization: Bearer "+serviceKey1).wantError(t, 400, "invalid_request", "kind")
 
 	// Key rotation: tokens signed with a key in LIVEKIT_KEYS still verify; others do not.
 	for key, secret := range map[string]string{"APIold": "old-secret-0123456789abcdef-0123456789", "APIolder": "older-secret-0123456789abcdef-01234"} {
 		old := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(secret), "", jwt.MapClaims{"iss": key, "sub": "x", "exp": time.Now().Add(time.Hour).Unix(),
 			"video": map[string]any{"room": "r", "roomJoin": true}})
-		if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, old)); v.body["valid"] != true {
+		if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, old), "Authorization: Bearer "+serviceKey1); v.body["valid"] != true {
 			t.Errorf("token signed with %s: %s", key, v.raw)
 		}
 	}
 	wrong := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte("not-the-old-secret"), "", jwt.MapClaims{"iss": "APIold", "exp": time.Now().Add(time.Hour).Unix()})
-	if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, wrong)); v.body["reason"] != "bad_signature" {
+	if v := srv.post(t, "/token/verify", fmt.Sprintf(`{"token":%q}`, wrong), "Authorization: Bearer "+serviceKey1); v.body["reason"] != "bad_signature" {
 		t.Errorf("wrong secret for a rotated key: %s", v.raw)
 	}
 }
 
+// TestRoomConfigPolicy is the built-in policy's room_config rule: a service key for every field,
+// apart from dispatching an agent of ALLOWED_AGENT_NAMES (the SPA-dispatches-an-agent flow).
 func TestRoomConfigPolicy(t *testing.T) {
-	srv := newServer(t, "APP_ENV=production")
-	egress := `{"room":"r","identity":"a","room_config":{"egress":{"room":{"room_name":"r"}}}}`
-	srv.post(t, "/token", egress).wantError(t, 403, "forbidden", "room_config.egress")
-	if r := srv.post(t, "/token", `{"room":"r","identity":"a","room_config":{"agents":[{"agent_name":"x"}]}}`); r.status != http.StatusOK {
-		t.Errorf("agent dispatch needs no key: %d %s", r.status, r.raw)
+	for _, env := range []string{"APP_ENV=production", "APP_ENV=development"} {
+		t.Run(env, func(t *testing.T) {
+			srv := newServer(t, env, "ALLOWED_AGENT_NAMES=support-bot, notetaker", "SERVICE_API_KEYS="+serviceKey1)
+			for body, field := range map[string]string{
+				`{"room":"r","identity":"a","room_config":{"egress":{"room":{"room_name":"r"}}}}`:                         "room_config.egress",
+				`{"room":"r","identity":"a","room_config":{"max_participants":1}}`:                                        "room_config.max_participants",
+				`{"room":"r","identity":"a","room_config":{"metadata":"{\"host\":\"mallory\"}"}}`:                         "room_config.metadata",
+				`{"room":"r","identity":"a","room_config":{"agents":[{"agent_name":"outbound-caller"}]}}`:                 "room_config.agents",
+				`{"room":"r","identity":"a","room_config":{"agents":[{"agent_name":"notetaker"}],"departure_timeout":9}}`: "room_config.departure_timeout",
+				`{"room":"r","identity":"a","attributes":{"lk.agent_name":"media-bridge"}}`:                               "attributes",
+				`{"room":"r","identity":"a","attributes":{"sip.phoneNumber":"+15550100"}}`:                                "attributes",
+			} {
+				srv.post(t, "/token", body).wantError(t, 403, "forbidden", field)
+				if r := srv.post(t, "/token", body, "Authorization: Bearer "+serviceKey1); r.status != http.StatusOK {
+					t.Errorf("a service may: %s: %d %s", body, r.status, r.raw)
+				}
+			}
+			r := srv.post(t, "/token", `{"room":"r","identity":"a","room_config":{"agents":[{"agent_name":"support-bot","metadata":"{}"},{"agent_name":"notetaker"}]}}`)
+			if r.status != http.StatusOK {
+				t.Fatalf("a listed agent needs no key: %d %s", r.status, r.raw)
+			}
+			if agents := mustGrants(t, r.body["token"].(string), 3600).GetRoomConfiguration().GetAgents(); len(agents) != 2 {
+				t.Errorf("agents in the token: %v", agents)
+			}
+		})
 	}
 }

@@ -102,7 +102,7 @@ func hostileCases(t *testing.T, valid string) []hostileCase {
 		post("body just under the limit", join, `{"room":"r","identity":"a","metadata":"`+strings.Repeat("m", 256<<10-50)+`"}`, 400, "invalid_request"),
 		post("body over the limit", join, `{"room":"r","identity":"a","metadata":"`+strings.Repeat("m", 256<<10)+`"}`, 413, "payload_too_large"),
 		post("unknown field", join, `{"room":"r","identity":"a","admin":true}`, 400, "invalid_request"),
-		post("unknown grant", join, `{"room":"r","identity":"a","grants":{"roomAdmin":true}}`, 400, "invalid_request"),
+		post("unknown grant", join, `{"room":"r","identity":"a","grants":{"superuser":true}}`, 400, "invalid_request"),
 		post("huge unknown field name", join, `{"`+strings.Repeat("k", 100000)+`":1}`, 400, "invalid_request"),
 		post("room_config: s3 proxy password", join, `{"room":"r","identity":"a","room_config":{"egress":{"room":{"file_outputs":[{"s3":{"proxy":{"password":"pw"}}}]}}}}`, 400, "invalid_request"),
 		post("room_config: gcp proxy password", join, `{"room":"r","identity":"a","room_config":{"egress":{"tracks":{"gcp":{"proxy":{"password":"pw"}}}}}}`, 400, "invalid_request"),

@@ -14,6 +14,7 @@ import (
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/metrics"
 	"github.com/token-service/token-service/middleware"
+	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/ratelimit"
 	"github.com/token-service/token-service/token"
 )
@@ -22,6 +23,7 @@ import (
 // mounts them.
 type Deps struct {
 	Issuer    *token.Issuer
+	Policy    *policy.Engine // what Issuer decides with; run reloads it on SIGHUP
 	Auth      *authn.Authenticator
 	Limiter   *ratelimit.Limiter
 	Readiness *Readiness

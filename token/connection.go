@@ -23,6 +23,19 @@ type ConnectionDetails struct {
 // room-<random> and a missing identity user-<random> (or, for an end user, the identity claim).
 // The same rules and policy as Join apply.
 func (iss *Issuer) ConnectionDetails(c Caller, req *livekit.TokenSourceRequest) (ConnectionDetails, error) {
+	g, err := iss.PlanConnectionDetails(c, req)
+	if err != nil {
+		return ConnectionDetails{}, err
+	}
+	issued, err := iss.sign(&g, "connection_details")
+	if err != nil {
+		return ConnectionDetails{}, err
+	}
+	return ConnectionDetails{ServerURL: issued.WSURL, ParticipantToken: issued.Token, RoomName: issued.Room, ParticipantName: g.Name}, nil
+}
+
+// PlanConnectionDetails is what ConnectionDetails would sign, without signing it.
+func (iss *Issuer) PlanConnectionDetails(c Caller, req *livekit.TokenSourceRequest) (Grant, error) {
 	join := JoinRequest{
 		Room:       req.GetRoomName(),
 		Identity:   req.GetParticipantIdentity(),
@@ -41,13 +54,9 @@ func (iss *Issuer) ConnectionDetails(c Caller, req *livekit.TokenSourceRequest) 
 		roomConfig = nil
 	}
 	if err := checkRoomConfig(roomConfig); err != nil {
-		return ConnectionDetails{}, err
+		return Grant{}, err
 	}
-	issued, name, err := iss.join(c, join, roomConfig, "connection_details")
-	if err != nil {
-		return ConnectionDetails{}, err
-	}
-	return ConnectionDetails{ServerURL: issued.WSURL, ParticipantToken: issued.Token, RoomName: issued.Room, ParticipantName: name}, nil
+	return iss.planJoin(c, &join, roomConfig)
 }
 
 func randomSuffix() string { return strings.ToLower(rand.Text()[:10]) }

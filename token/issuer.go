@@ -15,10 +15,10 @@ import (
 type Settings struct {
 	APIKey, APISecret string        // the LiveKit key pair tokens are signed with
 	WSURL             string        // where clients connect, returned with every token
-	DefaultTTL        time.Duration // when a request names no TTL
+	DefaultTTL        time.Duration // when a request names none
 	MaxTTL            time.Duration // the most a request may ask for
-	Policy            Policy
-	Recorder          Recorder // hears what was issued and verified; nil hears nothing
+	Decider           Decider       // who may have what: the policy
+	Recorder          Recorder      // hears what was issued and verified; nil hears nothing
 	// OtherKeys are further key: secret pairs that /token/verify accepts (LIVEKIT_KEYS), so that
 	// tokens signed before a key rotation still verify; signing always uses APIKey.
 	OtherKeys map[string]string
@@ -35,8 +35,9 @@ type noRecorder struct{}
 func (noRecorder) Issued(string)   {}
 func (noRecorder) Verified(string) {}
 
-// Issuer signs LiveKit access tokens with one API key and verifies tokens signed with it,
-// applying its Policy to every caller. Its settings stay private, since they hold the secret.
+// Issuer signs LiveKit access tokens with one API key and verifies tokens signed with it. It
+// applies the contract's rules to every request and signs what its Decider grants. Its settings
+// stay private, since they hold the secret.
 type Issuer struct {
 	s Settings
 }
@@ -51,114 +52,88 @@ func NewIssuer(s Settings) *Issuer {
 
 // Join issues a token for a participant to join one room with the requested permissions.
 func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
+	g, err := iss.PlanJoin(c, req)
+	if err != nil {
+		return Issued{}, err
+	}
+	return iss.sign(&g, "participant")
+}
+
+// PlanJoin is what Join would sign, decided and checked in full, without signing it (policy
+// explain).
+func (iss *Issuer) PlanJoin(c Caller, req JoinRequest) (Grant, error) {
 	roomConfig, err := parseRoomConfig(req.RoomConfig)
 	if err != nil {
-		return Issued{}, err
+		return Grant{}, err
 	}
-	issued, _, err := iss.join(c, req, roomConfig, "participant")
-	return issued, err
+	return iss.planJoin(c, &req, roomConfig)
 }
 
-// join applies the policy and the rules to a join and signs it; it also returns the participant
-// name the token carries, which the policy may have filled in.
-func (iss *Issuer) join(c Caller, req JoinRequest, roomConfig *livekit.RoomConfiguration, tokenType string) (Issued, string, error) {
-	req = withCallerDefaults(c, req)
-	if err := iss.s.Policy.authorizeJoin(c, req, roomConfig); err != nil {
-		return Issued{}, "", err
+// planJoin applies the rules and the policy to a join.
+func (iss *Issuer) planJoin(c Caller, req *JoinRequest, roomConfig *livekit.RoomConfiguration) (Grant, error) {
+	if u := c.User; u != nil && !c.Service && req.Identity == "" {
+		req.Identity = u.Identity // a user joins as itself unless it says otherwise (and the policy refuses otherwise)
 	}
 	if err := req.validate(); err != nil {
-		return Issued{}, "", err
+		return Grant{}, err
 	}
-	validFor, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL)
-	if err != nil {
-		return Issued{}, "", err
+	if _, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL); err != nil {
+		return Grant{}, err
 	}
-	g := req.Grants
-	video := &auth.VideoGrant{
-		RoomJoin: true,
-		Room:     req.Room,
-		Hidden:   valueOr(g.Hidden, false),
-		Agent:    valueOr(g.Agent, false),
-	}
-	// Set explicitly, because LiveKit reads an absent canPublish/canSubscribe as true and an
-	// absent canUpdateOwnMetadata as false; the token should not depend on those defaults.
-	f := &flags{
-		publish:   valueOr(g.CanPublish, true),
-		subscribe: valueOr(g.CanSubscribe, true),
-		data:      valueOr(g.CanPublishData, true),
-		metadata:  valueOr(g.CanUpdateOwnMetadata, false),
-	}
-	video.CanPublish, video.CanSubscribe, video.CanPublishData, video.CanUpdateOwnMetadata = &f.publish, &f.subscribe, &f.data, &f.metadata
-	if g.CanSubscribeMetrics != nil {
-		f.metrics = *g.CanSubscribeMetrics
-		video.CanSubscribeMetrics = &f.metrics
-	}
-	video.CanPublishSources = g.CanPublishSources
-
-	at := auth.NewAccessToken(iss.s.APIKey, iss.s.APISecret).
-		SetIdentity(req.Identity).
-		SetName(req.Name).
-		SetMetadata(req.Metadata).
-		SetValidFor(validFor).
-		SetVideoGrant(video)
-	if len(req.Attributes) > 0 {
-		at.SetAttributes(req.Attributes)
-	}
-	if roomConfig != nil {
-		at.SetRoomConfig(roomConfig)
-	}
-	issued, err := iss.sign(at, validFor, tokenType, req.Identity, req.Room)
-	return issued, req.Name, err
+	return iss.s.Decider.Participant(c, req, roomConfig)
 }
 
-// Agent issues a token for a server-side participant (kind agent) such as the Media Bridge: it
-// may publish, subscribe, send data and update its own metadata, and is visible to others. It
-// does not carry the video.agent flag, which is for workers registering with LiveKit.
+// Agent issues a token for a server-side participant (kind agent or bridge) such as the Media
+// Bridge, with what the policy's profile for agent tokens grants.
 func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
-	if err := iss.s.Policy.admitService(c); err != nil {
-		return Issued{}, err
-	}
-	if err := req.validate(); err != nil {
-		return Issued{}, err
-	}
-	validFor, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL)
+	g, err := iss.PlanAgent(c, req)
 	if err != nil {
 		return Issued{}, err
 	}
-	identity := AgentPrefix + req.AgentID
-	f := &flags{publish: true, subscribe: true, data: true, metadata: true}
-	video := &auth.VideoGrant{RoomJoin: true, Room: req.Room, Agent: req.Worker,
-		CanPublish: &f.publish, CanSubscribe: &f.subscribe, CanPublishData: &f.data, CanUpdateOwnMetadata: &f.metadata}
-	kind := livekit.ParticipantInfo_AGENT
-	if req.Kind == "bridge" {
-		kind = livekit.ParticipantInfo_BRIDGE
-	}
-
-	at := auth.NewAccessToken(iss.s.APIKey, iss.s.APISecret).
-		SetIdentity(identity).
-		SetName(req.Name).
-		SetMetadata(req.Metadata).
-		SetKind(kind).
-		SetValidFor(validFor).
-		SetVideoGrant(video)
-	if len(req.Attributes) > 0 {
-		at.SetAttributes(req.Attributes)
-	}
-	return iss.sign(at, validFor, "agent", identity, req.Room)
+	return iss.sign(&g, "agent")
 }
 
-func (iss *Issuer) sign(at *auth.AccessToken, validFor time.Duration, tokenType, identity, room string) (Issued, error) {
+// PlanAgent is what Agent would sign, without signing it.
+func (iss *Issuer) PlanAgent(c Caller, req AgentRequest) (Grant, error) {
+	if err := req.validate(); err != nil {
+		return Grant{}, err
+	}
+	if _, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL); err != nil {
+		return Grant{}, err
+	}
+	return iss.s.Decider.Agent(c, &req)
+}
+
+// Backend says whether the caller may use a backend-only endpoint, as the policy decides.
+func (iss *Issuer) Backend(c Caller) error { return iss.s.Decider.Backend(c) }
+
+func (iss *Issuer) sign(g *Grant, tokenType string) (Issued, error) {
+	at := auth.NewAccessToken(iss.s.APIKey, iss.s.APISecret).
+		SetIdentity(g.Identity).
+		SetName(g.Name).
+		SetMetadata(g.Metadata).
+		SetValidFor(g.TTL).
+		SetVideoGrant(g.VideoGrant())
+	if g.Kind != livekit.ParticipantInfo_STANDARD {
+		at.SetKind(g.Kind)
+	}
+	if len(g.Attributes) > 0 {
+		at.SetAttributes(g.Attributes)
+	}
+	if g.RoomConfig != nil {
+		at.SetRoomConfig(g.RoomConfig)
+	}
 	before := time.Now().Unix()
 	jwt, err := at.ToJWT()
 	if err != nil {
 		return Issued{}, fmt.Errorf("sign token: %w", err)
 	}
-	exp, err := expiresAt(jwt, before, time.Now().Unix(), validFor)
+	exp, err := expiresAt(jwt, before, time.Now().Unix(), g.TTL)
 	if err != nil {
 		return Issued{}, fmt.Errorf("read back token expiry: %w", err)
 	}
 	iss.s.Recorder.Issued(tokenType)
-	return Issued{Token: jwt, WSURL: iss.s.WSURL, ExpiresAt: exp, Identity: identity, Room: room}, nil
+	return Issued{Token: jwt, WSURL: iss.s.WSURL, ExpiresAt: exp, Identity: g.Identity, Room: g.Room}, nil
 }
 
 // expiresAt is the exp of a token signed between the Unix seconds before and after. ToJWT takes
@@ -187,18 +162,4 @@ func expiry(jwt string) (int64, error) {
 		return 0, err
 	}
 	return claims.Exp, nil
-}
-
-// flags back the permission pointers of one token's VideoGrant: one allocation for all of them
-// (VideoGrant's setters allocate one bool each), and never shared with another token, so that
-// no write through one grant's pointer can change what a later token grants.
-type flags struct {
-	publish, subscribe, data, metadata, metrics bool
-}
-
-func valueOr(b *bool, fallback bool) bool {
-	if b == nil {
-		return fallback
-	}
-	return *b
 }

@@ -5,12 +5,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/token"
 )
 
-func issuerWith(p token.Policy) *token.Issuer {
+// mode is the configuration the built-in policy follows.
+type mode struct{ Production, ServiceKeys, UserAuth bool }
+
+func issuerWith(m mode) *token.Issuer {
+	engine, err := policy.New(policy.Settings{Open: !m.Production && !m.ServiceKeys, ServiceKeys: m.ServiceKeys, UserAuth: m.UserAuth,
+		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour})
+	if err != nil {
+		panic(err)
+	}
 	return token.NewIssuer(token.Settings{APIKey: testKey, APISecret: testSecret, WSURL: "wss://x",
-		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour, Policy: p})
+		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour, Decider: engine})
 }
 
 var (
@@ -38,16 +47,16 @@ func outcome(err error) string {
 func TestServiceOnlyEndpoints(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		policy token.Policy
+		policy mode
 		caller token.Caller
 		want   string
 	}{
-		{"development, no keys: open", token.Policy{}, anyone, "ok"},
-		{"keys set, anonymous", token.Policy{ServiceKeys: true}, anyone, "401"},
-		{"keys set, a user is not a backend", token.Policy{ServiceKeys: true, UserAuth: true}, alice, "401"},
-		{"keys set, service", token.Policy{ServiceKeys: true}, service, "ok"},
-		{"production, no keys: closed", token.Policy{Production: true}, anyone, "403:"},
-		{"production, keys, service", token.Policy{Production: true, ServiceKeys: true}, service, "ok"},
+		{"development, no keys: open", mode{}, anyone, "ok"},
+		{"keys set, anonymous", mode{ServiceKeys: true}, anyone, "401"},
+		{"keys set, a user is not a backend", mode{ServiceKeys: true, UserAuth: true}, alice, "401"},
+		{"keys set, service", mode{ServiceKeys: true}, service, "ok"},
+		{"production, no keys: closed", mode{Production: true}, anyone, "403:"},
+		{"production, keys, service", mode{Production: true, ServiceKeys: true}, service, "ok"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			iss := issuerWith(tc.policy)
@@ -69,25 +78,25 @@ func TestJoinPolicy(t *testing.T) {
 	restricted := token.Caller{User: &token.User{Identity: "bob", Rooms: []string{"r1"}, RoomsRestricted: true}}
 	for _, tc := range []struct {
 		name   string
-		policy token.Policy
+		policy mode
 		caller token.Caller
 		req    token.JoinRequest
 		want   string
 	}{
-		{"development: privileged grants open", token.Policy{}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "ok"},
-		{"production: hidden needs a key", token.Policy{Production: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "403:grants.hidden"},
-		{"keys set: agent needs a key", token.Policy{ServiceKeys: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: agent}, "403:grants.agent"},
-		{"keys set: service may", token.Policy{ServiceKeys: true, Production: true}, service, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "ok"},
-		{"explicit false is not privileged", token.Policy{Production: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: token.Grants{Hidden: ptr(false)}}, "ok"},
-		{"user auth: anonymous refused", token.Policy{UserAuth: true}, anyone, token.JoinRequest{Room: "r", Identity: "a"}, "401"},
-		{"user auth: service may mint for anyone", token.Policy{UserAuth: true}, service, token.JoinRequest{Room: "r", Identity: "carol"}, "ok"},
-		{"user: own identity", token.Policy{UserAuth: true}, alice, token.JoinRequest{Room: "r", Identity: "alice"}, "ok"},
-		{"user: identity from the claim", token.Policy{UserAuth: true}, alice, token.JoinRequest{Room: "r"}, "ok"},
-		{"user: someone else's identity", token.Policy{UserAuth: true}, alice, token.JoinRequest{Room: "r", Identity: "mallory"}, "403:identity"},
-		{"user: never privileged", token.Policy{UserAuth: true}, alice, token.JoinRequest{Room: "r", Grants: hidden}, "403:grants.hidden"},
-		{"user: allowed room", token.Policy{UserAuth: true}, restricted, token.JoinRequest{Room: "r1"}, "ok"},
-		{"user: other room", token.Policy{UserAuth: true}, restricted, token.JoinRequest{Room: "r2"}, "403:room"},
-		{"user: claim identity still obeys the rules", token.Policy{UserAuth: true},
+		{"development: privileged grants open", mode{}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "ok"},
+		{"production: hidden needs a key", mode{Production: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "403:grants.hidden"},
+		{"keys set: agent needs a key", mode{ServiceKeys: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: agent}, "403:grants.agent"},
+		{"keys set: service may", mode{ServiceKeys: true, Production: true}, service, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "ok"},
+		{"explicit false is not privileged", mode{Production: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: token.Grants{Hidden: ptr(false)}}, "ok"},
+		{"user auth: anonymous refused", mode{UserAuth: true}, anyone, token.JoinRequest{Room: "r", Identity: "a"}, "401"},
+		{"user auth: service may mint for anyone", mode{UserAuth: true}, service, token.JoinRequest{Room: "r", Identity: "carol"}, "ok"},
+		{"user: own identity", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r", Identity: "alice"}, "ok"},
+		{"user: identity from the claim", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r"}, "ok"},
+		{"user: someone else's identity", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r", Identity: "mallory"}, "403:identity"},
+		{"user: never privileged", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r", Grants: hidden}, "403:grants.hidden"},
+		{"user: allowed room", mode{UserAuth: true}, restricted, token.JoinRequest{Room: "r1"}, "ok"},
+		{"user: other room", mode{UserAuth: true}, restricted, token.JoinRequest{Room: "r2"}, "403:room"},
+		{"user: claim identity still obeys the rules", mode{UserAuth: true},
 			token.Caller{User: &token.User{Identity: "agent-x"}}, token.JoinRequest{Room: "r"}, "400:identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

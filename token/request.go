@@ -5,8 +5,9 @@ package token
 
 import "github.com/go-json-experiment/json/jsontext"
 
-// Grants are the participant permissions a caller may ask for on POST /token. A nil field was not
-// sent and takes its default; every one of them is still written into the token explicitly.
+// Grants are the participant permissions a caller may ask for on POST /token, by LiveKit's claim
+// names. A nil field was not sent and takes the policy profile's value; whether the caller may
+// change it is the profile's decision too.
 type Grants struct {
 	CanPublish           *bool `json:"canPublish"`
 	CanSubscribe         *bool `json:"canSubscribe"`
@@ -16,8 +17,15 @@ type Grants struct {
 	Agent                *bool `json:"agent"`
 	// Only these sources may be published when set (camera, microphone, screen_share,
 	// screen_share_audio); LiveKit then ignores canPublish for the rest.
-	CanPublishSources   []string `json:"canPublishSources"`
-	CanSubscribeMetrics *bool    `json:"canSubscribeMetrics"`
+	CanPublishSources     []string `json:"canPublishSources"`
+	CanSubscribeMetrics   *bool    `json:"canSubscribeMetrics"`
+	RoomCreate            *bool    `json:"roomCreate"`
+	RoomList              *bool    `json:"roomList"`
+	RoomRecord            *bool    `json:"roomRecord"`
+	RoomAdmin             *bool    `json:"roomAdmin"`
+	IngressAdmin          *bool    `json:"ingressAdmin"`
+	Recorder              *bool    `json:"recorder"`
+	CanManageAgentSession *bool    `json:"canManageAgentSession"`
 }
 
 // JoinRequest is the body of POST /token: a participant joining one room.

@@ -220,3 +220,25 @@ func checkPublishSources(sources []string) error {
 	}
 	return nil
 }
+
+// ReservedAttribute reports whether an attribute key is in one of LiveKit's reserved namespaces
+// (lk., sip.), which LiveKit and its agents read as facts about a participant (lk.agent_name,
+// sip.phoneNumber): only a backend may set them.
+func ReservedAttribute(key string) bool {
+	return strings.HasPrefix(key, "lk.") || strings.HasPrefix(key, "sip.")
+}
+
+// CheckFilled applies the request rules to values the policy filled in from an end user's
+// claims, which no request rule has seen.
+func CheckFilled(name, metadata string, attributes map[string]string) error {
+	if err := checkDisplayName("name", name); err != nil {
+		return err
+	}
+	if err := checkMetadata(metadata); err != nil {
+		return err
+	}
+	return checkAttributes(attributes)
+}
+
+// CheckPublishSources is the rule for a canPublishSources list, for the policy's profiles too.
+func CheckPublishSources(sources []string) error { return checkPublishSources(sources) }

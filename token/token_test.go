@@ -10,6 +10,7 @@ import (
 	"github.com/livekit/protocol/auth"
 
 	"github.com/token-service/token-service/internal/testenv"
+	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/token"
 )
 
@@ -19,8 +20,12 @@ const (
 )
 
 func newIssuer() *token.Issuer {
+	engine, err := policy.New(policy.Settings{Open: true, DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour})
+	if err != nil {
+		panic(err)
+	}
 	return token.NewIssuer(token.Settings{APIKey: testKey, APISecret: testSecret, WSURL: "wss://lk.example.com",
-		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour})
+		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour, Decider: engine})
 }
 
 // anyone is an anonymous caller; the default Policy (development) lets it ask for anything.

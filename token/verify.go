@@ -62,7 +62,7 @@ type Claims struct {
 // Verify checks a token the way LiveKit does (HS256 only, a known key, exp required, a minute of
 // leeway, all inside livekit/protocol) and says what it grants or why it is refused.
 func (iss *Issuer) Verify(c Caller, raw string) (Verification, error) {
-	if err := iss.s.Policy.admitService(c); err != nil {
+	if err := iss.s.Decider.Backend(c); err != nil {
 		return Verification{}, err
 	}
 	if raw == "" {

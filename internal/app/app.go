@@ -1,10 +1,11 @@
 // Package app builds, from a validated configuration, every service the router needs: metrics,
-// the rate limiter, the authenticator and the issuer. run calls it, and so do the handler tests,
+// the rate limiter, the authenticator, the grant policy and the issuer. run calls it, and so do the handler tests,
 // so that both serve exactly the same wiring.
 package app
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/rs/zerolog"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
 	"github.com/token-service/token-service/metrics"
+	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/ratelimit"
 	"github.com/token-service/token-service/token"
 )
@@ -47,15 +49,24 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		_ = limiter.Close()
 		return handlers.Deps{}, nil, err
 	}
+	decider, err := policy.New(policy.SettingsFrom(cfg))
+	if err != nil {
+		_ = limiter.Close()
+		return handlers.Deps{}, nil, fmt.Errorf("%w: POLICY_FILE: %w", config.ErrInvalid, err)
+	}
+	log.Info().Str("policy", decider.Current().Source).Msg("grant policy loaded")
+	for _, warning := range policy.Warnings(cfg) {
+		log.Warn().Msg(warning)
+	}
 	issuer := token.NewIssuer(token.Settings{
 		APIKey: cfg.APIKey, APISecret: cfg.APISecret.Reveal(), WSURL: cfg.WSURL,
 		DefaultTTL: cfg.DefaultTTL(), MaxTTL: cfg.MaxTTL(),
-		Policy:    token.Policy{Production: cfg.Production(), ServiceKeys: len(cfg.ServiceKeys()) > 0, UserAuth: cfg.UserAuth()},
+		Decider:   decider,
 		Recorder:  m,
 		OtherKeys: cfg.VerifyOnlyKeys(),
 	})
 	return handlers.Deps{
-		Issuer: issuer, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
+		Issuer: issuer, Policy: decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
 		CORSOrigins: cfg.AllowedOrigins(), TrustedProxies: cfg.TrustedProxyCIDRs(), ClientIPHeader: cfg.ClientIPHeader,
 		ServeMetrics: cfg.MetricsAddr() == "",
 	}, limiter.Close, nil

@@ -1,0 +1,418 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/livekit/protocol/livekit"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/token-service/token-service/token"
+)
+
+// Caller kinds, as rules name them.
+const (
+	anonymous = iota
+	user
+	service
+)
+
+var callerNames = []string{"anonymous", "user", "service"}
+
+// Token kinds a rule is for.
+const (
+	participantToken = iota // POST /token and /connection-details
+	agentToken              // POST /token/agent
+)
+
+// Problems are everything wrong with a policy file, each as "file:line: what", in file order.
+type Problems []string
+
+func (p Problems) Error() string { return "invalid policy:\n  " + strings.Join(p, "\n  ") }
+
+// Policy is a loaded, validated policy, ready to decide. It never changes once built.
+type Policy struct {
+	Source string // the file it came from, or "built-in default"
+	Text   []byte // as written
+	rules  []*rule
+	// accepts says whether any rule for a token kind admits a caller kind at all, which tells a
+	// refusal that credentials would cure (401) from one they would not (403).
+	accepts [2][3]bool
+}
+
+type rule struct {
+	name    string
+	callers [3]bool
+	token   int
+	when    cel.Program
+	rooms   []roomPattern
+	profile *compiledProfile
+}
+
+type compiledProfile struct {
+	name        string
+	kind        livekit.ParticipantInfo_Kind
+	maxTTL      time.Duration // 0: MAX_TOKEN_TTL_SECONDS
+	grants      token.Permissions
+	sources     []string // canPublishSources; nil: any source canPublish allows
+	mayGrant    [len(permissions)]bool
+	maySources  bool
+	kinds       []livekit.ParticipantInfo_Kind
+	mayName     bool
+	mayMetadata bool
+	attributes  []keyPattern
+	roomConfig  map[string]bool // top-level RoomConfiguration fields; nil with allRoomConfig
+	allConfig   bool
+	agents      map[string]bool
+	allAgents   bool
+
+	fixedName     *template
+	fixedMetadata []fixedValue // in key order, so that the JSON is the same every time
+	fixedAttrs    []fixedValue
+}
+
+type fixedValue struct {
+	key   string
+	value template
+}
+
+// maxRules and maxExpression bound what a policy may cost to evaluate per request.
+const (
+	maxRules      = 1000
+	maxExpression = 4096
+	// celCostLimit bounds one condition's evaluation (CEL's own cost units): far above a
+	// comparison of a few claims, far below anything that could hold a request up.
+	celCostLimit = 10000
+)
+
+// Parse validates a policy as a whole and compiles it. name is used in problems ("file:line").
+func Parse(name string, data []byte) (*Policy, error) {
+	var problems Problems
+	add := func(line int, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s:%d: %s", name, line, fmt.Sprintf(format, args...)))
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Problems{name + ": " + yamlMessage(err)}
+	}
+	var doc document
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		var typeErr *yaml.TypeError
+		if !errors.As(err, &typeErr) {
+			return nil, Problems{name + ": " + yamlMessage(err)}
+		}
+		for _, e := range typeErr.Errors {
+			problems = append(problems, name+":"+strings.TrimPrefix(yamlMessage(errors.New(e)), "line "))
+		}
+		return nil, problems
+	}
+	lines := lineIndex{root: &root}
+	if doc.Version != 1 {
+		add(lines.of("version"), "version must be 1")
+	}
+	if len(doc.Rules) == 0 {
+		add(lines.of("rules"), "rules: at least one rule is needed (a request no rule matches is refused)")
+	}
+	if len(doc.Rules) > maxRules {
+		add(lines.of("rules"), "rules: at most %d", maxRules)
+	}
+
+	profiles := map[string]*compiledProfile{}
+	usedBy := map[string][3]bool{} // which callers reach each profile
+	for _, r := range doc.Rules {
+		if r == nil {
+			continue
+		}
+		u := usedBy[r.Profile]
+		for i, ok := range callerSet(r.Caller) {
+			u[i] = u[i] || ok
+		}
+		usedBy[r.Profile] = u
+	}
+	names := make([]string, 0, len(doc.Profiles))
+	for n := range doc.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		line := lines.of("profiles." + n)
+		p := doc.Profiles[n]
+		if p == nil {
+			add(line, "profile %q is empty", n)
+			continue
+		}
+		cp, errs := compileProfile(n, p, usedBy[n][anonymous] || usedBy[n][user])
+		for _, e := range errs {
+			add(line, "profile %q: %s", n, e)
+		}
+		profiles[n] = cp
+	}
+
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("CEL environment: %w", err)
+	}
+	pol := &Policy{Source: name, Text: data}
+	seen := map[string]bool{}
+	for i, r := range doc.Rules {
+		line := lines.of("rules." + strconv.Itoa(i))
+		if r == nil {
+			add(line, "rule %d is empty", i+1)
+			continue
+		}
+		label := fmt.Sprintf("rule %d", i+1)
+		if r.Name != "" {
+			label = fmt.Sprintf("rule %q", r.Name)
+		}
+		if r.Name == "" {
+			add(line, "%s: name is required", label)
+		} else if seen[r.Name] {
+			add(line, "%s: another rule has this name", label)
+		}
+		seen[r.Name] = true
+		cr := &rule{name: r.Name}
+		for _, c := range r.Caller {
+			if !slices.Contains(callerNames, c) {
+				add(line, "%s: caller %q must be anonymous, user or service", label, c)
+			}
+		}
+		cr.callers = callerSet(r.Caller)
+		switch r.Token {
+		case "", "participant":
+			cr.token = participantToken
+		case "agent":
+			cr.token = agentToken
+		default:
+			add(line, "%s: token must be participant or agent", label)
+		}
+		if cp, ok := profiles[r.Profile]; ok {
+			cr.profile = cp
+			if cr.token == agentToken && cp.kind != livekit.ParticipantInfo_AGENT && cp.kind != livekit.ParticipantInfo_BRIDGE {
+				add(line, "%s: an agent token's profile must have kind agent or bridge", label)
+			}
+		} else if r.Profile == "" {
+			add(line, "%s: profile is required", label)
+		} else {
+			add(line, "%s: profile %q is not defined", label, r.Profile)
+		}
+		if r.When != "" {
+			prg, err := compileCondition(env, r.When)
+			if err != nil {
+				add(line, "%s: when: %s", label, err)
+			}
+			cr.when = prg
+		}
+		for _, room := range r.Rooms {
+			p, err := parseRoomPattern(room)
+			if err != nil {
+				add(line, "%s: rooms %q: %s", label, room, err)
+			}
+			cr.rooms = append(cr.rooms, p)
+		}
+		for k, ok := range cr.callers {
+			pol.accepts[cr.token][k] = pol.accepts[cr.token][k] || ok
+		}
+		pol.rules = append(pol.rules, cr)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return pol, nil
+}
+
+func callerSet(names []string) [3]bool {
+	var set [3]bool
+	if len(names) == 0 {
+		return [3]bool{true, true, true}
+	}
+	for _, n := range names {
+		if i := slices.Index(callerNames, n); i >= 0 {
+			set[i] = true
+		}
+	}
+	return set
+}
+
+func compileProfile(name string, p *profile, endUsers bool) (*compiledProfile, []string) {
+	var errs []string
+	cp := &compiledProfile{name: name, kind: livekit.ParticipantInfo_STANDARD}
+	if p.Kind != "" {
+		k, ok := livekit.ParticipantInfo_Kind_value[strings.ToUpper(p.Kind)]
+		if !ok {
+			errs = append(errs, "kind "+strconv.Quote(p.Kind)+" is not a LiveKit participant kind (standard, agent, bridge, sip, ingress, egress, connector)")
+		}
+		cp.kind = livekit.ParticipantInfo_Kind(k)
+	}
+	if p.MaxTTLSeconds < 0 {
+		errs = append(errs, "max_ttl_seconds must be 0 (MAX_TOKEN_TTL_SECONDS) or more")
+	}
+	cp.maxTTL = time.Duration(p.MaxTTLSeconds) * time.Second
+	cp.grants = p.Grants.permissions()
+	cp.sources = p.Grants.CanPublishSources
+	if err := token.CheckPublishSources(cp.sources); err != nil {
+		errs = append(errs, err.Error())
+	}
+	for _, g := range p.CallerMay.Grants {
+		switch i := permissionIndex(g); {
+		case g == "*":
+			for i := range cp.mayGrant {
+				cp.mayGrant[i] = true
+			}
+			cp.maySources = true
+		case g == "canPublishSources":
+			cp.maySources = true
+		case i >= 0:
+			cp.mayGrant[i] = true
+		default:
+			errs = append(errs, "caller_may.grants: "+strconv.Quote(g)+" is not a VideoGrant permission")
+		}
+	}
+	for _, k := range p.CallerMay.Kinds {
+		switch k {
+		case "agent":
+			cp.kinds = append(cp.kinds, livekit.ParticipantInfo_AGENT)
+		case "bridge":
+			cp.kinds = append(cp.kinds, livekit.ParticipantInfo_BRIDGE)
+		default:
+			errs = append(errs, "caller_may.kinds: "+strconv.Quote(k)+" must be agent or bridge")
+		}
+	}
+	cp.mayName, cp.mayMetadata = p.CallerMay.Name, p.CallerMay.Metadata
+	for _, a := range p.CallerMay.Attributes {
+		kp, err := parseKeyPattern(a)
+		if err != nil {
+			errs = append(errs, "caller_may.attributes: "+err.Error())
+		} else if endUsers && a != "*" && token.ReservedAttribute(a) {
+			errs = append(errs, "caller_may.attributes: "+strconv.Quote(a)+" is reserved for LiveKit (lk., sip.) and only a service may set it, but a rule gives this profile to other callers")
+		}
+		cp.attributes = append(cp.attributes, kp)
+	}
+	fields := (&livekit.RoomConfiguration{}).ProtoReflect().Descriptor().Fields()
+	for _, f := range p.CallerMay.RoomConfig {
+		switch {
+		case f == "*":
+			cp.allConfig = true
+		case fields.ByName(protoName(f)) == nil:
+			errs = append(errs, "caller_may.room_config: "+strconv.Quote(f)+" is not a RoomConfiguration field")
+		default:
+			if cp.roomConfig == nil {
+				cp.roomConfig = map[string]bool{}
+			}
+			cp.roomConfig[f] = true
+		}
+	}
+	for _, a := range p.CallerMay.Agents {
+		switch {
+		case a == "*":
+			cp.allAgents = true
+		case a == "":
+			errs = append(errs, "caller_may.agents: an agent name must not be empty")
+		default:
+			if cp.agents == nil {
+				cp.agents = map[string]bool{}
+			}
+			cp.agents[a] = true
+		}
+	}
+	if len(p.CallerMay.Agents) > 0 && !cp.allConfig && !cp.roomConfig["agents"] {
+		errs = append(errs, "caller_may.agents needs agents in caller_may.room_config")
+	}
+	if p.Fixed.Name != "" {
+		t, err := parseTemplate(p.Fixed.Name)
+		if err != nil {
+			errs = append(errs, "fixed.name: "+err.Error())
+		}
+		cp.fixedName = &t
+	}
+	var err []string
+	cp.fixedMetadata, err = fixedValues("fixed.metadata", p.Fixed.Metadata)
+	errs = append(errs, err...)
+	cp.fixedAttrs, err = fixedValues("fixed.attributes", p.Fixed.Attributes)
+	errs = append(errs, err...)
+	for _, f := range cp.fixedAttrs {
+		if endUsers && token.ReservedAttribute(f.key) {
+			errs = append(errs, "fixed.attributes: "+strconv.Quote(f.key)+" is reserved for LiveKit (lk., sip.), but a rule gives this profile to end users")
+		}
+	}
+	return cp, errs
+}
+
+func fixedValues(field string, m map[string]string) ([]fixedValue, []string) {
+	var out []fixedValue
+	var errs []string
+	for k, v := range m {
+		t, err := parseTemplate(v)
+		if err != nil {
+			errs = append(errs, field+"."+k+": "+err.Error())
+		}
+		out = append(out, fixedValue{key: k, value: t})
+	}
+	slices.SortFunc(out, func(a, b fixedValue) int { return strings.Compare(a.key, b.key) })
+	sort.Strings(errs)
+	return out, errs
+}
+
+// protoName is a RoomConfiguration field's proto name whichever way it is spelled (proto names
+// are what protojson writes back; JSON names are accepted too).
+func protoName(f string) protoreflect.Name {
+	fields := (&livekit.RoomConfiguration{}).ProtoReflect().Descriptor().Fields()
+	if fd := fields.ByJSONName(f); fd != nil {
+		return fd.Name()
+	}
+	return protoreflect.Name(f)
+}
+
+var goTypeName = regexp.MustCompile(` (in|into) type policy\.\w+`)
+
+// yamlMessage words a YAML error for an operator: no "yaml:" prefix, no Go type names.
+func yamlMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	return goTypeName.ReplaceAllString(msg, "")
+}
+
+// lineIndex finds the line of a key path such as "profiles.host" or "rules.2".
+type lineIndex struct{ root *yaml.Node }
+
+func (l lineIndex) of(path string) int {
+	n := l.root
+	if n == nil || len(n.Content) == 0 {
+		return 1
+	}
+	n = n.Content[0]
+	line := n.Line
+	for _, key := range strings.SplitN(path, ".", 2) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(key)
+			if err != nil || i >= len(n.Content) {
+				return line
+			}
+			n = n.Content[i]
+			line = n.Line
+		}
+	}
+	return line
+}
