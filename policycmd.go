@@ -185,7 +185,7 @@ func explain(cfg config.Config, settings policy.Settings, args []string, stdin i
 	out := explanation{Rule: g.Rule, Profile: g.Profile, Identity: g.Identity, Room: g.Room, Name: g.Name, Metadata: g.Metadata,
 		Attributes: g.Attributes, Kind: kindName(g.Kind), TTLSeconds: int64(g.TTL.Seconds()), Grants: g.VideoGrant()}
 	if g.RoomConfig != nil {
-		out.RoomConfig, _ = protojson.Marshal(g.RoomConfig)
+		out.RoomConfig, _ = protojson.MarshalOptions{UseProtoNames: true}.Marshal(g.RoomConfig)
 	}
 	writeJSON(stdout, out)
 	return 0
