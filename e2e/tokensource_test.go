@@ -19,7 +19,7 @@ import (
 // The TokenSource endpoint's reply joins a real LiveKit server as given, and the room
 // configuration in its token dispatches the named agent when that join creates the room.
 func TestConnectionDetailsJoinAndDispatchAgent(t *testing.T) {
-	svc := startService(t)
+	svc := startService(t, "ALLOWED_AGENT_NAMES=notetaker") // the built-in policy lets any participant dispatch a listed agent
 	room := uniqueRoom(t)
 	status, _, reply := svc.post(t, "/connection-details", map[string]any{
 		"room_name": room, "participant_identity": "ts-user", "participant_name": "TS User",
