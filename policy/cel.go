@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/interpreter"
 )
 
 // celEnv is what a rule's condition may read: the end user's verified claims (empty for other
@@ -35,7 +36,7 @@ func compileCondition(env *cel.Env, expr string) (cel.Program, error) {
 
 // holds evaluates a condition; one that fails to evaluate (a claim it reads is missing, the cost
 // limit) does not hold, so a rule never matches by accident.
-func holds(prg cel.Program, vars map[string]any) bool {
+func holds(prg cel.Program, vars interpreter.Activation) bool {
 	out, _, err := prg.Eval(vars)
 	if err != nil {
 		return false

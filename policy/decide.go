@@ -4,7 +4,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/google/cel-go/interpreter"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -30,8 +31,33 @@ type request struct {
 	agent      *token.AgentRequest        // agent tokens
 }
 
-// vars are a condition's variables; built only for a rule that has a condition.
-func (r *request) vars(kind int, claims map[string]any) map[string]any {
+// vars are a condition's variables, resolved when the condition reads them: the request's
+// fields are put in a map only for a condition that reads request.
+type vars struct {
+	req     *request
+	kind    int
+	claims  map[string]any
+	request map[string]any
+}
+
+func (v *vars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "claims":
+		return v.claims, true
+	case "caller":
+		return callerNames[v.kind], true
+	case "request":
+		if v.request == nil {
+			v.request = v.req.fields()
+		}
+		return v.request, true
+	}
+	return nil, false
+}
+
+func (v *vars) Parent() interpreter.Activation { return nil }
+
+func (r *request) fields() map[string]any {
 	req := map[string]any{
 		"token": []string{"participant", "agent"}[r.tokenKind], "room": r.room, "identity": r.identity,
 		"name": r.name, "metadata": r.metadata, "attributes": r.attributes, "ttl_seconds": int64(0),
@@ -42,10 +68,10 @@ func (r *request) vars(kind int, claims map[string]any) map[string]any {
 	if r.agent != nil {
 		req["agent_id"], req["kind"], req["worker"] = r.agent.AgentID, r.agent.Kind, r.agent.Worker
 	}
-	if req["attributes"] == nil {
+	if r.attributes == nil {
 		req["attributes"] = map[string]string{}
 	}
-	return map[string]any{"claims": claims, "request": req, "caller": callerNames[kind]}
+	return req
 }
 
 func kindOf(c token.Caller) int {
@@ -81,17 +107,17 @@ func (p *Policy) decide(c token.Caller, req *request, lim limits, backend backen
 			return token.Grant{}, &token.Forbidden{Field: "room", Reason: "the authenticated user may not join this room"}
 		}
 	}
-	var vars map[string]any
+	var activation *vars
 	roomRefused := false
 	for _, r := range p.rules {
 		if r.token != req.tokenKind || !r.callers[kind] {
 			continue
 		}
 		if r.when != nil {
-			if vars == nil {
-				vars = req.vars(kind, claims)
+			if activation == nil {
+				activation = &vars{req: req, kind: kind, claims: claims}
 			}
-			if !holds(r.when, vars) {
+			if !holds(r.when, activation) {
 				continue
 			}
 		}
@@ -225,22 +251,25 @@ func (cp *compiledProfile) chooseName(c token.Caller, claims map[string]any, ask
 
 func (cp *compiledProfile) chooseMetadata(claims map[string]any, asked string) (string, error) {
 	if cp.fixedMetadata != nil {
-		fields := make(map[string]string, len(cp.fixedMetadata))
-		for _, f := range cp.fixedMetadata {
+		// One JSON object, keys in order, built directly: it is on every request of the profile.
+		raw := []byte{'{'}
+		for i, f := range cp.fixedMetadata {
 			v, missing, ok := f.value.render(claims)
 			if !ok {
 				return "", forbid("metadata", "policy profile "+cp.name+" takes metadata from claim "+missing+", which the caller's token does not carry")
 			}
-			fields[f.key] = v
+			if i > 0 {
+				raw = append(raw, ',')
+			}
+			raw, _ = jsontext.AppendQuote(raw, f.key)
+			raw = append(raw, ':')
+			raw, _ = jsontext.AppendQuote(raw, v)
 		}
-		raw, err := json.Marshal(fields, json.Deterministic(true))
-		if err != nil {
-			return "", err
-		}
-		if asked != "" && asked != string(raw) {
+		metadata := string(append(raw, '}'))
+		if asked != "" && asked != metadata {
 			return "", forbid("metadata", "metadata is fixed by policy profile "+cp.name)
 		}
-		return string(raw), nil
+		return metadata, nil
 	}
 	if asked != "" && !cp.mayMetadata {
 		return "", forbid("metadata", "metadata is not for this caller to choose (policy profile "+cp.name+")")
