@@ -42,15 +42,6 @@ func parseTemplate(s string) (template, error) {
 	return t, nil
 }
 
-func (t template) usesClaims() bool {
-	for _, p := range t.parts {
-		if p.claim != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // render fills the placeholders from claims; ok is false when a claim is missing, empty or not
 // a string (numbers and booleans are not guessed at).
 func (t template) render(claims map[string]any) (string, string, bool) {
