@@ -45,8 +45,16 @@ func parseTemplate(s string) (template, error) {
 // render fills the placeholders from claims; ok is false when a claim is missing, empty or not
 // a string (numbers and booleans are not guessed at).
 func (t template) render(claims map[string]any) (string, string, bool) {
-	if len(t.parts) == 1 && t.parts[0].claim == nil {
-		return t.parts[0].literal, "", true
+	if len(t.parts) == 0 {
+		return "", "", true
+	}
+	if len(t.parts) == 1 { // the common shapes, without building a string
+		if p := t.parts[0]; p.claim == nil {
+			return p.literal, "", true
+		} else if v, ok := claimString(claims, p.claim); ok {
+			return v, "", true
+		}
+		return "", strings.Join(t.parts[0].claim, "."), false
 	}
 	var b strings.Builder
 	for _, p := range t.parts {
@@ -98,7 +106,12 @@ func parseRoomPattern(s string) (roomPattern, error) {
 }
 
 func (p roomPattern) match(room string, claims map[string]any) bool {
-	chunks := make([]string, len(p.chunks))
+	var buf [8]string // patterns rarely have more than a few stars: no allocation then
+	chunks := buf[:0]
+	if len(p.chunks) > len(buf) {
+		chunks = make([]string, 0, len(p.chunks))
+	}
+	chunks = chunks[:len(p.chunks)]
 	for i, t := range p.chunks {
 		s, _, ok := t.render(claims)
 		if !ok {
