@@ -121,7 +121,7 @@ func (p *Policy) decide(c token.Caller, req *request, lim limits, backend backen
 				continue
 			}
 		}
-		if len(r.rooms) > 0 && !slices.ContainsFunc(r.rooms, func(rp roomPattern) bool { return rp.match(req.room, claims) }) {
+		if len(r.rooms) > 0 && !anyRoomMatches(r.rooms, req.room, claims) {
 			roomRefused = true
 			continue
 		}
@@ -136,6 +136,15 @@ func (p *Policy) decide(c token.Caller, req *request, lim limits, backend backen
 		return token.Grant{}, &token.Forbidden{Reason: "agent tokens need a service API key, and SERVICE_API_KEYS is unset"}
 	}
 	return token.Grant{}, &token.Forbidden{Reason: "no rule of the policy allows this request"}
+}
+
+func anyRoomMatches(patterns []roomPattern, room string, claims map[string]any) bool {
+	for _, p := range patterns {
+		if p.match(room, claims) {
+			return true
+		}
+	}
+	return false
 }
 
 // credentialsWouldHelp is true when no rule for this token admits the caller's kind at all, but

@@ -106,40 +106,61 @@ func parseRoomPattern(s string) (roomPattern, error) {
 }
 
 func (p roomPattern) match(room string, claims map[string]any) bool {
-	var buf [8]string // patterns rarely have more than a few stars: no allocation then
-	chunks := buf[:0]
-	if len(p.chunks) > len(buf) {
-		chunks = make([]string, 0, len(p.chunks))
+	// The first and last chunks are compared part by part, so that a pattern such as
+	// "{claims.org}-*" matches without building the string it stands for.
+	rest, ok := p.chunks[0].trimPrefix(room, claims)
+	if !ok {
+		return false
 	}
-	chunks = chunks[:len(p.chunks)]
-	for i, t := range p.chunks {
-		s, _, ok := t.render(claims)
+	if len(p.chunks) == 1 {
+		return rest == ""
+	}
+	if rest, ok = p.chunks[len(p.chunks)-1].trimSuffix(rest, claims); !ok {
+		return false
+	}
+	for _, t := range p.chunks[1 : len(p.chunks)-1] {
+		c, _, ok := t.render(claims)
 		if !ok {
 			return false
 		}
-		chunks[i] = s
-	}
-	return globMatch(chunks, room)
-}
-
-// globMatch reports whether s is chunks[0] * chunks[1] * ... * chunks[n-1].
-func globMatch(chunks []string, s string) bool {
-	if len(chunks) == 1 {
-		return s == chunks[0]
-	}
-	first, last := chunks[0], chunks[len(chunks)-1]
-	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
-		return false
-	}
-	middle := s[len(first) : len(s)-len(last)]
-	for _, c := range chunks[1 : len(chunks)-1] {
-		i := strings.Index(middle, c)
+		i := strings.Index(rest, c)
 		if i < 0 {
 			return false
 		}
-		middle = middle[i+len(c):]
+		rest = rest[i+len(c):]
 	}
 	return true
+}
+
+// trimPrefix removes the template's text from the start of s, if s starts with it.
+func (t template) trimPrefix(s string, claims map[string]any) (string, bool) {
+	for _, p := range t.parts {
+		v, ok := p.text(claims)
+		if !ok || !strings.HasPrefix(s, v) {
+			return "", false
+		}
+		s = s[len(v):]
+	}
+	return s, true
+}
+
+// trimSuffix removes the template's text from the end of s, if s ends with it.
+func (t template) trimSuffix(s string, claims map[string]any) (string, bool) {
+	for i := len(t.parts) - 1; i >= 0; i-- {
+		v, ok := t.parts[i].text(claims)
+		if !ok || !strings.HasSuffix(s, v) {
+			return "", false
+		}
+		s = s[:len(s)-len(v)]
+	}
+	return s, true
+}
+
+func (p templatePart) text(claims map[string]any) (string, bool) {
+	if p.claim == nil {
+		return p.literal, true
+	}
+	return claimString(claims, p.claim)
 }
 
 // keyPattern is an attribute key an attribute may have: exact, "prefix*" or "*".
