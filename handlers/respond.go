@@ -157,11 +157,16 @@ func decodeError(err error) *apiError {
 
 // fieldName turns a JSON Pointer such as /grants/canPublish into the dotted name the replies use.
 func fieldName(p jsontext.Pointer) string {
-	name := strings.Join(slices.Collect(p.Tokens()), ".")
+	return echoed(strings.Join(slices.Collect(p.Tokens()), "."))
+}
+
+// echoed is a caller's name for something as a reply repeats it: valid UTF-8 (which the JSON
+// encoder requires), cut at maxEchoedFieldLen.
+func echoed(name string) string {
 	if len(name) > maxEchoedFieldLen {
-		name = strings.ToValidUTF8(name[:maxEchoedFieldLen], "") + "…"
+		return strings.ToValidUTF8(name[:maxEchoedFieldLen], "") + "…"
 	}
-	return name
+	return strings.ToValidUTF8(name, "")
 }
 
 func describe(t reflect.Type) string {

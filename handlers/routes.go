@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/livekit/protocol/auth"
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/metrics"
 	"github.com/token-service/token-service/middleware"
+	"github.com/token-service/token-service/moderation"
 	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/ratelimit"
 	"github.com/token-service/token-service/token"
@@ -28,6 +30,9 @@ type Deps struct {
 	Limiter   *ratelimit.Limiter
 	Readiness *Readiness
 	Metrics   *metrics.Metrics
+	Moderator *moderation.Moderator
+	// WebhookKeys verify LiveKit's webhooks: the configured key and the verify-only ones.
+	WebhookKeys auth.KeyProvider
 	Log       zerolog.Logger // warnings, errors, recovered panics
 	AccessLog zerolog.Logger // one line per request
 
@@ -74,6 +79,15 @@ func NewRouter(d Deps) http.Handler {
 		r.Post("/token/agent", handleAgent(d.Issuer, reply))
 		r.Post("/token/verify", handleVerify(d.Issuer, reply))
 		r.Post("/connection-details", handleConnectionDetails(d.Issuer, reply))
+		r.Post("/moderation/bans", handleBan(d.Issuer, d.Moderator, reply))
+		r.Get("/moderation/bans", handleListBans(d.Issuer, d.Moderator, reply))
+		r.Delete("/moderation/bans", handleLiftBan(d.Issuer, d.Moderator, reply))
+	})
+	// LiveKit's webhooks carry LiveKit's signature, not a caller's credentials, and are not rate
+	// limited: one LiveKit server sends every room's events from one address.
+	r.Group(func(r chi.Router) {
+		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second, rateLimited))
+		r.Post("/webhooks/livekit", handleWebhook(d.WebhookKeys, d.Moderator, d.Metrics, reply))
 	})
 	return r
 }
@@ -101,7 +115,7 @@ func refuseBadCredentials(reply responder) func(http.Handler) http.Handler {
 func handleMethodNotAllowed(router chi.Routes, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 			if router.Match(chi.NewRouteContext(), method, r.URL.Path) {
 				allowed = append(allowed, method)
 			}

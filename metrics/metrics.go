@@ -26,6 +26,9 @@ type Metrics struct {
 	backendErrors prometheus.Counter
 	fallbacks     prometheus.Counter
 	fallbackOn    prometheus.Gauge
+	bansActive    prometheus.Gauge
+	banRemovals   *prometheus.CounterVec
+	webhookFailed prometheus.Counter
 }
 
 // New registers every metric, the Go runtime and process collectors, and a build-info gauge.
@@ -52,12 +55,20 @@ func New(version string) *Metrics {
 			Help: "Times rate limiting fell back from Redis to in-memory counting."}),
 		fallbackOn: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "rate_limit_fallback_active",
 			Help: "1 while this replica counts rate limits in memory because Redis keeps missing its budget."}),
+		bansActive: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "bans_active",
+			Help: "Bans in force that this replica knows."}),
+		banRemovals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "ban_removals_total",
+			Help: "Removals of banned participants through LiveKit's API, by cause (ban: when it was made; webhook: a banned participant joined) and result (removed, not_present, failed, dropped)."},
+			[]string{"cause", "result"}),
+		webhookFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "webhook_verification_failures_total",
+			Help: "LiveKit webhooks refused because their signature, key or body checksum did not verify."}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help:        "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	buildInfo.Set(1)
 	m.registry.MustRegister(m.requests, m.duration, m.issued, m.verified, m.rateLimited, m.decisions, m.backendErrors, m.fallbacks, m.fallbackOn,
+		m.bansActive, m.banRemovals, m.webhookFailed,
 		buildInfo, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -142,4 +153,26 @@ func statusLabel(status int) string {
 		return statusLabels[status]
 	}
 	return strconv.Itoa(status)
+}
+
+// BansActive sets how many bans are in force.
+func (m *Metrics) BansActive(n int) {
+	if m != nil {
+		m.bansActive.Set(float64(n))
+	}
+}
+
+// BanRemoval counts one removal of a banned participant; cause and result are from
+// moderation's fixed sets.
+func (m *Metrics) BanRemoval(cause, result string) {
+	if m != nil {
+		m.banRemovals.WithLabelValues(cause, result).Inc()
+	}
+}
+
+// WebhookVerificationFailed counts a webhook that did not verify.
+func (m *Metrics) WebhookVerificationFailed() {
+	if m != nil {
+		m.webhookFailed.Inc()
+	}
 }

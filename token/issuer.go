@@ -18,6 +18,7 @@ type Settings struct {
 	DefaultTTL        time.Duration // when a request names none
 	MaxTTL            time.Duration // the most a request may ask for
 	Decider           Decider       // who may have what: the policy
+	Bans              Bans          // who is kept out of which room; nil: nobody
 	Recorder          Recorder      // hears what was issued and verified; nil hears nothing
 	// OtherKeys are further key: secret pairs that /token/verify accepts (LIVEKIT_KEYS), so that
 	// tokens signed before a key rotation still verify; signing always uses APIKey.
@@ -80,7 +81,21 @@ func (iss *Issuer) planJoin(c Caller, req *JoinRequest, roomConfig *livekit.Room
 	if _, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL); err != nil {
 		return Grant{}, err
 	}
-	return iss.s.Decider.Participant(c, req, roomConfig)
+	return iss.unlessBanned(iss.s.Decider.Participant(c, req, roomConfig))
+}
+
+// Bans says whether an identity is banned from a room (moderation's store).
+type Bans interface {
+	Banned(room, identity string) bool
+}
+
+// unlessBanned refuses a decided grant whose identity is banned from its room: a ban holds
+// whatever the policy would grant.
+func (iss *Issuer) unlessBanned(g Grant, err error) (Grant, error) {
+	if err == nil && iss.s.Bans != nil && iss.s.Bans.Banned(g.Room, g.Identity) {
+		return Grant{}, &Forbidden{Field: "identity", Reason: "identity is banned from this room"}
+	}
+	return g, err
 }
 
 // Agent issues a token for a server-side participant (kind agent or bridge) such as the Media
@@ -101,7 +116,7 @@ func (iss *Issuer) PlanAgent(c Caller, req AgentRequest) (Grant, error) {
 	if _, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL); err != nil {
 		return Grant{}, err
 	}
-	return iss.s.Decider.Agent(c, &req)
+	return iss.unlessBanned(iss.s.Decider.Agent(c, &req))
 }
 
 // Backend says whether the caller may use a backend-only endpoint, as the policy decides.

@@ -242,3 +242,8 @@ func CheckFilled(name, metadata string, attributes map[string]string) error {
 
 // CheckPublishSources is the rule for a canPublishSources list, for the policy's profiles too.
 func CheckPublishSources(sources []string) error { return checkPublishSources(sources) }
+
+// CheckIdentifier is the rule for a room or an identity, for the bans that name them too.
+func CheckIdentifier(field, value string, required bool) error {
+	return checkIdentifier(field, value, required)
+}

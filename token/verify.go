@@ -21,7 +21,10 @@ const (
 // Verification is the reply of /token/verify: either Valid with the token's claims, or a Reason
 // and a Message saying why LiveKit would refuse it.
 type Verification struct {
-	Valid    bool `json:"valid"`
+	Valid bool `json:"valid"`
+	// Banned is true when the token's identity is banned from its room: LiveKit would still
+	// accept the token, and the service removes the participant when it joins.
+	Banned   bool `json:"banned,omitzero"`
 	*Claims  `json:",inline"`
 	*Refusal `json:",inline"`
 }
@@ -69,6 +72,9 @@ func (iss *Issuer) Verify(c Caller, raw string) (Verification, error) {
 		return Verification{}, invalidf("token", "is required")
 	}
 	v := iss.verify(raw)
+	if v.Valid && iss.s.Bans != nil {
+		v.Banned = iss.s.Bans.Banned(v.Room, v.Identity)
+	}
 	if v.Valid {
 		iss.s.Recorder.Verified("valid")
 	} else {

@@ -1,18 +1,23 @@
 // Package app builds, from a validated configuration, every service the router needs: metrics,
-// the rate limiter, the authenticator, the grant policy and the issuer. run calls it, and so do the handler tests,
+// the rate limiter, the authenticator, the grant policy, the bans and the issuer. run calls it, and so do the handler tests,
 // so that both serve exactly the same wiring.
 package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	lkauth "github.com/livekit/protocol/auth"
 
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/livekitapi"
 	"github.com/token-service/token-service/metrics"
+	"github.com/token-service/token-service/moderation"
 	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/ratelimit"
 	"github.com/token-service/token-service/token"
@@ -58,16 +63,32 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	for _, warning := range policy.Warnings(cfg) {
 		log.Warn().Msg(warning)
 	}
+	bans := moderation.NewStore(redisOptions, m.BansActive)
+	if bans.Shared() {
+		log.Info().Msg("bans are kept in Redis, shared by every replica; each replica answers from its own copy")
+	} else {
+		log.Info().Msg("bans are kept in this process's memory: each replica has its own, and a restart forgets them (set REDIS_URL to share them)")
+	}
+	enforcer := moderation.NewEnforcer(livekitapi.New(cfg.APIURL, cfg.APIKey, cfg.APISecret.Reveal(), cfg.APITimeout()), log, m.BanRemoval)
+	go bans.Run(ctx)
+	go enforcer.Run(ctx)
+	webhookKeys := map[string]string{cfg.APIKey: cfg.APISecret.Reveal()}
+	for key, secret := range cfg.VerifyOnlyKeys() {
+		webhookKeys[key] = secret
+	}
 	issuer := token.NewIssuer(token.Settings{
 		APIKey: cfg.APIKey, APISecret: cfg.APISecret.Reveal(), WSURL: cfg.WSURL,
 		DefaultTTL: cfg.DefaultTTL(), MaxTTL: cfg.MaxTTL(),
 		Decider:   decider,
+		Bans:      bans,
 		Recorder:  m,
 		OtherKeys: cfg.VerifyOnlyKeys(),
 	})
 	return handlers.Deps{
-		Issuer: issuer, Policy: decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
+		Moderator:   &moderation.Moderator{Store: bans, Enforcer: enforcer, Log: log, DefaultDuration: cfg.MaxTTL()},
+		WebhookKeys: lkauth.NewFileBasedKeyProviderFromMap(webhookKeys),
+		Issuer:      issuer, Policy: decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
 		CORSOrigins: cfg.AllowedOrigins(), TrustedProxies: cfg.TrustedProxyCIDRs(), ClientIPHeader: cfg.ClientIPHeader,
 		ServeMetrics: cfg.MetricsAddr() == "",
-	}, limiter.Close, nil
+	}, func() error { return errors.Join(limiter.Close(), bans.Close()) }, nil
 }

@@ -1,0 +1,107 @@
+package moderation
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/token-service/token-service/token"
+)
+
+// MaxDuration is the longest a ban may last.
+const MaxDuration = 30 * 24 * time.Hour
+
+// maxReasonBytes bounds a ban's reason, which every replica holds and every audit line repeats.
+const maxReasonBytes = 512
+
+// BanRequest is the body of POST /moderation/bans.
+type BanRequest struct {
+	Room            string `json:"room"` // a room, or AnyRoom
+	Identity        string `json:"identity"`
+	DurationSeconds *int64 `json:"duration_seconds"`
+	Reason          string `json:"reason"`
+}
+
+// Moderator makes and lifts bans and enforces them, with one audit line for each.
+type Moderator struct {
+	Store    *Store
+	Enforcer *Enforcer
+	Log      zerolog.Logger
+	// DefaultDuration is a ban's length when the request names none (MAX_TOKEN_TTL_SECONDS, at
+	// most MaxDuration): by then every token issued before the ban has expired.
+	DefaultDuration time.Duration
+}
+
+// Ban stores a ban made by the backend whose key id is by, then starts removing the identity
+// from the room (every room for AnyRoom) without waiting for LiveKit.
+func (m *Moderator) Ban(ctx context.Context, req BanRequest, by string) (Ban, error) {
+	if err := CheckRoom("room", req.Room, true); err != nil {
+		return Ban{}, err
+	}
+	if err := token.CheckIdentifier("identity", req.Identity, true); err != nil {
+		return Ban{}, err
+	}
+	duration := min(m.DefaultDuration, MaxDuration)
+	if d := req.DurationSeconds; d != nil {
+		if *d < 1 || *d > int64(MaxDuration/time.Second) {
+			return Ban{}, &token.Invalid{Field: "duration_seconds", Reason: "must be from 1 to 2592000 (30 days)"}
+		}
+		duration = time.Duration(*d) * time.Second
+	}
+	if err := checkReason(req.Reason); err != nil {
+		return Ban{}, err
+	}
+	now := time.Now()
+	b := Ban{Room: req.Room, Identity: req.Identity, Reason: req.Reason, CreatedBy: by,
+		CreatedAt: now.Unix(), ExpiresAt: now.Add(duration).Unix()}
+	if err := m.Store.Add(ctx, b); err != nil {
+		return Ban{}, err
+	}
+	m.Log.Info().Str("audit", "ban").Str("by", by).Str("room", b.Room).Str("identity", b.Identity).
+		Str("reason", b.Reason).Int64("expires_at", b.ExpiresAt).Msg("ban made")
+	m.Enforcer.Remove(b, b.Room, CauseBan)
+	return b, nil
+}
+
+// Lift ends the ban of identity from room; false when there was none in force.
+func (m *Moderator) Lift(ctx context.Context, room, identity, by string) (bool, error) {
+	b, existed, err := m.Store.Lift(ctx, room, identity)
+	if err != nil || !existed {
+		return false, err
+	}
+	m.Log.Info().Str("audit", "ban_lifted").Str("by", by).Str("room", room).Str("identity", identity).
+		Str("reason", b.Reason).Msg("ban lifted")
+	return true, nil
+}
+
+// Joined is LiveKit's word that identity joined room: a banned one is queued for removal at
+// once. It reports whether it was.
+func (m *Moderator) Joined(ctx context.Context, room, identity string) bool {
+	b, banned := m.Store.BanFor(ctx, room, identity)
+	if banned {
+		m.Enforcer.Remove(b, room, CauseWebhook)
+	}
+	return banned
+}
+
+// CheckRoom is the rule for a ban's room: a room name as a token's, or AnyRoom.
+func CheckRoom(field, room string, required bool) error {
+	if room == AnyRoom {
+		return nil
+	}
+	return token.CheckIdentifier(field, room, required)
+}
+
+func checkReason(reason string) error {
+	switch {
+	case len(reason) > maxReasonBytes:
+		return &token.Invalid{Field: "reason", Reason: "must be at most 512 bytes"}
+	case !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl):
+		return &token.Invalid{Field: "reason", Reason: "must be valid UTF-8 without control characters"}
+	}
+	return nil
+}
