@@ -33,8 +33,8 @@ type Deps struct {
 	Moderator *moderation.Moderator
 	// WebhookKeys verify LiveKit's webhooks: the configured key and the verify-only ones.
 	WebhookKeys auth.KeyProvider
-	Log       zerolog.Logger // warnings, errors, recovered panics
-	AccessLog zerolog.Logger // one line per request
+	Log         zerolog.Logger // warnings, errors, recovered panics
+	AccessLog   zerolog.Logger // one line per request
 
 	CORSOrigins    []string // ["*"] allows every origin
 	TrustedProxies []string // CIDRs whose ClientIPHeader is believed
