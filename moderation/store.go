@@ -66,9 +66,8 @@ type Store struct {
 	mu    sync.RWMutex
 	bans  map[banKey]Ban
 	redis *redis.Client // nil: bans live in this process only
-	now   func() time.Time
 
-	onActive func(n int) // the number of active bans, after every change
+	onActive func(n int) // the number of bans held, after every change (expired ones go within resyncEvery)
 }
 
 // NewStore returns a store in Redis when opts is not nil, in memory otherwise.
@@ -76,7 +75,7 @@ func NewStore(opts *redis.Options, onActive func(int)) *Store {
 	if onActive == nil {
 		onActive = func(int) {}
 	}
-	s := &Store{bans: map[banKey]Ban{}, now: time.Now, onActive: onActive}
+	s := &Store{bans: map[banKey]Ban{}, onActive: onActive}
 	if opts != nil {
 		o := *opts
 		o.ContextTimeoutEnabled = true
@@ -101,7 +100,7 @@ func (s *Store) Close() error {
 // Banned reports whether identity may not be in room: banned from it, or from every room. It
 // reads this replica's copy only.
 func (s *Store) Banned(room, identity string) bool {
-	now := s.now()
+	now := time.Now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if len(s.bans) == 0 {
@@ -132,7 +131,7 @@ func (s *Store) BanFor(ctx context.Context, room, identity string) (Ban, bool) {
 	for i, v := range values {
 		raw, _ := v.(string)
 		var b Ban
-		if raw != "" && json.Unmarshal([]byte(raw), &b) == nil && b.activeAt(s.now()) {
+		if raw != "" && json.Unmarshal([]byte(raw), &b) == nil && b.activeAt(time.Now()) {
 			s.put(keys[i], b)
 			return b, true
 		}
@@ -141,7 +140,7 @@ func (s *Store) BanFor(ctx context.Context, room, identity string) (Ban, bool) {
 }
 
 func (s *Store) local(room, identity string) (Ban, bool) {
-	now := s.now()
+	now := time.Now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, k := range [2]banKey{{room, identity}, {AnyRoom, identity}} {
@@ -178,7 +177,7 @@ func (s *Store) Add(ctx context.Context, b Ban) error {
 
 // full reports whether a new ban would exceed MaxBans; renewing one never does.
 func (s *Store) full(k banKey) bool {
-	now := s.now()
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, renewal := s.bans[k]; renewal || len(s.bans) < MaxBans {
@@ -214,18 +213,14 @@ func (s *Store) Lift(ctx context.Context, room, identity string) (Ban, bool, err
 			return Ban{}, false, ErrUnavailable
 		}
 	}
-	s.mu.Lock()
-	delete(s.bans, k)
-	n := s.activeLocked(s.now())
-	s.mu.Unlock()
-	s.onActive(n)
-	return b, existed && b.activeAt(s.now()), nil
+	s.forget(k)
+	return b, existed && b.activeAt(time.Now()), nil
 }
 
 // List returns the active bans this replica knows, filtered by room and identity when they are
 // not empty, ordered by room and identity.
 func (s *Store) List(room, identity string) []Ban {
-	now := s.now()
+	now := time.Now()
 	s.mu.RLock()
 	out := make([]Ban, 0, min(len(s.bans), 64))
 	for k, b := range s.bans {
@@ -243,19 +238,17 @@ func (s *Store) List(room, identity string) []Ban {
 func (s *Store) put(k banKey, b Ban) {
 	s.mu.Lock()
 	s.bans[k] = b
-	n := s.activeLocked(s.now())
+	n := len(s.bans)
 	s.mu.Unlock()
 	s.onActive(n)
 }
 
-func (s *Store) activeLocked(now time.Time) int {
-	n := 0
-	for _, b := range s.bans {
-		if b.activeAt(now) {
-			n++
-		}
-	}
-	return n
+func (s *Store) forget(k banKey) {
+	s.mu.Lock()
+	delete(s.bans, k)
+	n := len(s.bans)
+	s.mu.Unlock()
+	s.onActive(n)
 }
 
 func (s *Store) dropExpiredLocked(now time.Time) {
@@ -303,7 +296,7 @@ func (s *Store) expireEvery(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 			s.mu.Lock()
-			s.dropExpiredLocked(s.now())
+			s.dropExpiredLocked(time.Now())
 			n := len(s.bans)
 			s.mu.Unlock()
 			s.onActive(n)
@@ -324,11 +317,7 @@ func (s *Store) refresh(ctx context.Context, field string) {
 	var b Ban
 	switch {
 	case errors.Is(err, redis.Nil):
-		s.mu.Lock()
-		delete(s.bans, k)
-		n := s.activeLocked(s.now())
-		s.mu.Unlock()
-		s.onActive(n)
+		s.forget(k)
 	case err == nil && json.Unmarshal([]byte(raw), &b) == nil:
 		s.put(k, b)
 	}
@@ -344,7 +333,7 @@ func (s *Store) Resync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := s.now()
+	now := time.Now()
 	fresh := make(map[banKey]Ban, len(all))
 	var expired []string
 	for field, raw := range all {
