@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/token-service/token-service/moderation"
 	"github.com/token-service/token-service/token"
@@ -10,7 +11,7 @@ import (
 
 var (
 	errBanStoreDown = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: moderation.ErrUnavailable.Error() + ": retry"}
-	errTooManyBans  = &apiError{Status: http.StatusConflict, Code: "too_many_bans", Message: "10000 bans are in force already: lift some, or wait for them to expire"}
+	errTooManyBans  = &apiError{Status: http.StatusConflict, Code: "too_many_bans", Message: strconv.Itoa(moderation.MaxBans) + " bans are held already: lift some, or wait for them to expire"}
 	errNoSuchBan    = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no ban in force for this room and identity"}
 )
 

@@ -69,11 +69,13 @@ func NewRouter(d Deps) http.Handler {
 	// then the rate limit keyed by it, then the refusal of credentials that did not verify, so
 	// that a flood of bad credentials is limited by its address.
 	rateLimited := func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }
+	// One bound on large bodies for every route that reads one.
+	largeBodies := middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second, rateLimited)
 	r.Group(func(r chi.Router) {
 		r.Use(d.Auth.Middleware)
 		r.Use(d.Limiter.Middleware(rateLimited))
 		r.Use(refuseBadCredentials(reply))
-		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second, rateLimited))
+		r.Use(largeBodies)
 		r.Use(middleware.NoStore)
 		r.Post("/token", handleJoin(d.Issuer, reply))
 		r.Post("/token/agent", handleAgent(d.Issuer, reply))
@@ -86,7 +88,7 @@ func NewRouter(d Deps) http.Handler {
 	// LiveKit's webhooks carry LiveKit's signature, not a caller's credentials, and are not rate
 	// limited: one LiveKit server sends every room's events from one address.
 	r.Group(func(r chi.Router) {
-		r.Use(middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second, rateLimited))
+		r.Use(largeBodies)
 		r.Post("/webhooks/livekit", handleWebhook(d.WebhookKeys, d.Moderator, d.Metrics, reply))
 	})
 	return r

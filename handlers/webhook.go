@@ -25,12 +25,15 @@ type webhookReceipt struct {
 // a banned participant is queued for removal, and the reply never waits for it.
 func handleWebhook(keys auth.KeyProvider, mod *moderation.Moderator, m *metrics.Metrics, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > MaxBodyBytes {
-			reply.error(w, r, errTooLarge)
+		// webhook.Receive reads the whole body before it looks at the signature; an unsigned
+		// request is refused before a byte of its body is read.
+		if !signedWithKnownKey(r, keys) {
+			m.WebhookVerificationFailed()
+			reply.error(w, r, errWebhookUnverified)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		// webhook.Receive checks the signature of LiveKit's key and the body's SHA-256 in the token.
+		// webhook.Receive checks the signature again, and the body's SHA-256 in the token.
 		body, err := webhook.Receive(r, keys)
 		var tooLarge *http.MaxBytesError
 		switch {
@@ -49,8 +52,27 @@ func handleWebhook(keys auth.KeyProvider, mod *moderation.Moderator, m *metrics.
 		}
 		receipt := webhookReceipt{Event: echoed(event.GetEvent())}
 		if event.GetEvent() == webhook.EventParticipantJoined && event.GetRoom().GetName() != "" && event.GetParticipant().GetIdentity() != "" {
-			receipt.Removal = mod.Joined(r.Context(), event.GetRoom().GetName(), event.GetParticipant().GetIdentity())
+			receipt.Removal = mod.Joined(event.GetRoom().GetName(), event.GetParticipant().GetIdentity())
 		}
 		encode(w, http.StatusOK, receipt)
 	}
+}
+
+// signedWithKnownKey reports whether the Authorization header is a token signed with one of the
+// keys; the body it vouches for is checked by webhook.Receive.
+func signedWithKnownKey(r *http.Request, keys auth.KeyProvider) bool {
+	raw := r.Header.Get("Authorization")
+	if raw == "" {
+		return false
+	}
+	v, err := auth.ParseAPIToken(raw)
+	if err != nil {
+		return false
+	}
+	secret := keys.GetSecret(v.APIKey())
+	if secret == "" {
+		return false
+	}
+	_, _, err = v.Verify(secret)
+	return err == nil
 }

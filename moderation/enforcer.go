@@ -3,6 +3,7 @@ package moderation
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
@@ -50,6 +51,8 @@ type Enforcer struct {
 	queue     chan removal
 	log       zerolog.Logger
 	onRemoval func(cause, result string)
+
+	lastDropLog atomic.Int64 // Unix second of the last "dropped" line
 }
 
 // NewEnforcer returns an enforcer that works once Run is called.
@@ -63,12 +66,16 @@ func NewEnforcer(api *livekitapi.Client, log zerolog.Logger, onRemoval func(caus
 // Remove queues the removal of the ban's identity from room (AnyRoom: every room it is in) and
 // returns at once; false when the queue is full.
 func (e *Enforcer) Remove(b Ban, room, cause string) bool {
+	r := removal{ban: b, room: room, cause: cause}
 	select {
-	case e.queue <- removal{ban: b, room: room, cause: cause}:
+	case e.queue <- r:
 		return true
 	default:
 		e.onRemoval(cause, Dropped)
-		e.audit(removal{ban: b, room: room, cause: cause}, Dropped, errors.New("removal queue full"))
+		// Counted every time, logged at most once a second: a flood must not become one.
+		if now := time.Now().Unix(); e.lastDropLog.Swap(now) != now {
+			e.audit(r, Dropped, errors.New("removal queue full"))
+		}
 		return false
 	}
 }
@@ -105,10 +112,10 @@ func (e *Enforcer) enforce(ctx context.Context, r removal) {
 		e.audit(r, Failed, err)
 		return
 	}
+	// One removal per room, in the queue like any other, so that the workers share them and a
+	// ban of many rooms does not hold one worker for minutes.
 	for _, room := range rooms {
-		one := r
-		one.room = room
-		e.removeFrom(ctx, one)
+		e.Remove(r.ban, room, r.cause)
 	}
 }
 
@@ -152,14 +159,14 @@ func (e *Enforcer) removeFrom(ctx context.Context, r removal) {
 }
 
 // retry makes up to attempts calls, each within the API budget, until one succeeds or LiveKit
-// says the participant or room is not there.
+// answers with an error that trying again cannot change.
 func (e *Enforcer) retry(ctx context.Context, call func(context.Context) error) error {
 	var err error
 	for i := range attempts {
 		callCtx, cancel := e.api.Budget(ctx)
 		err = call(callCtx)
 		cancel()
-		if err == nil || notFound(err) || i == attempts-1 {
+		if err == nil || final(err) || i == attempts-1 {
 			return err
 		}
 		select {
@@ -169,6 +176,20 @@ func (e *Enforcer) retry(ctx context.Context, call func(context.Context) error) 
 		}
 	}
 	return err
+}
+
+// final errors are LiveKit's answer, not a failure to get one: the participant or room is not
+// there, or the request or key is refused.
+func final(err error) bool {
+	var te twirp.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	switch te.Code() {
+	case twirp.NotFound, twirp.InvalidArgument, twirp.PermissionDenied, twirp.Unauthenticated, twirp.FailedPrecondition:
+		return true
+	}
+	return false
 }
 
 func notFound(err error) bool {

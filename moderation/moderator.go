@@ -2,6 +2,7 @@ package moderation
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
@@ -48,7 +49,7 @@ func (m *Moderator) Ban(ctx context.Context, req BanRequest, by string) (Ban, er
 	duration := min(m.DefaultDuration, MaxDuration)
 	if d := req.DurationSeconds; d != nil {
 		if *d < 1 || *d > int64(MaxDuration/time.Second) {
-			return Ban{}, &token.Invalid{Field: "duration_seconds", Reason: "must be from 1 to 2592000 (30 days)"}
+			return Ban{}, &token.Invalid{Field: "duration_seconds", Reason: fmt.Sprintf("must be from 1 to %d (30 days)", int64(MaxDuration/time.Second))}
 		}
 		duration = time.Duration(*d) * time.Second
 	}
@@ -79,13 +80,11 @@ func (m *Moderator) Lift(ctx context.Context, room, identity, by string) (bool, 
 }
 
 // Joined is LiveKit's word that identity joined room: a banned one is queued for removal at
-// once. It reports whether it was.
-func (m *Moderator) Joined(ctx context.Context, room, identity string) bool {
-	b, banned := m.Store.BanFor(ctx, room, identity)
-	if banned {
-		m.Enforcer.Remove(b, room, CauseWebhook)
-	}
-	return banned
+// once. It reports whether it was. Only this replica's copy is read: a ban made elsewhere
+// reaches it over Redis's pub/sub within milliseconds, and no webhook reply waits for Redis.
+func (m *Moderator) Joined(room, identity string) bool {
+	b, banned := m.Store.BanFor(room, identity)
+	return banned && m.Enforcer.Remove(b, room, CauseWebhook)
 }
 
 // CheckRoom is the rule for a ban's room: a room name as a token's, or AnyRoom.
@@ -99,7 +98,7 @@ func CheckRoom(field, room string, required bool) error {
 func checkReason(reason string) error {
 	switch {
 	case len(reason) > maxReasonBytes:
-		return &token.Invalid{Field: "reason", Reason: "must be at most 512 bytes"}
+		return &token.Invalid{Field: "reason", Reason: fmt.Sprintf("must be at most %d bytes", maxReasonBytes)}
 	case !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl):
 		return &token.Invalid{Field: "reason", Reason: "must be valid UTF-8 without control characters"}
 	}

@@ -50,10 +50,9 @@ var (
 const (
 	redisHash    = "token-service:bans"
 	redisChannel = "token-service:bans"
-	// writeBudget bounds a ban's or a lift's write to Redis, which a backend waits for.
+	// writeBudget bounds a ban's or a lift's write to Redis, which a backend waits for, and
+	// each read of the whole set.
 	writeBudget = time.Second
-	// lookupBudget bounds the Redis read a webhook makes for a ban this replica has not heard of.
-	lookupBudget = 250 * time.Millisecond
 	// resyncEvery is how often a replica reads every ban again, which also catches what it
 	// missed while Redis or its subscription was down, and drops expired bans.
 	resyncEvery = 10 * time.Second
@@ -98,51 +97,20 @@ func (s *Store) Close() error {
 }
 
 // Banned reports whether identity may not be in room: banned from it, or from every room. It
-// reads this replica's copy only.
+// reads this replica's copy only, so no token request waits for Redis.
 func (s *Store) Banned(room, identity string) bool {
+	_, banned := s.BanFor(room, identity)
+	return banned
+}
+
+// BanFor is the ban in force that keeps identity out of room, in this replica's copy.
+func (s *Store) BanFor(room, identity string) (Ban, bool) {
 	now := time.Now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if len(s.bans) == 0 {
-		return false
-	}
-	for _, k := range [2]banKey{{room, identity}, {AnyRoom, identity}} {
-		if b, ok := s.bans[k]; ok && b.activeAt(now) {
-			return true
-		}
-	}
-	return false
-}
-
-// BanFor is the ban that keeps identity out of room, looked up in Redis as well when this
-// replica's copy has none: a webhook may arrive at one replica moments after another made the
-// ban, before the change reached it.
-func (s *Store) BanFor(ctx context.Context, room, identity string) (Ban, bool) {
-	if b, ok := s.local(room, identity); ok || s.redis == nil {
-		return b, ok
-	}
-	ctx, cancel := context.WithTimeout(ctx, lookupBudget)
-	defer cancel()
-	keys := [2]banKey{{room, identity}, {AnyRoom, identity}}
-	values, err := s.redis.HMGet(ctx, redisHash, keys[0].field(), keys[1].field()).Result()
-	if err != nil {
 		return Ban{}, false
 	}
-	for i, v := range values {
-		raw, _ := v.(string)
-		var b Ban
-		if raw != "" && json.Unmarshal([]byte(raw), &b) == nil && b.activeAt(time.Now()) {
-			s.put(keys[i], b)
-			return b, true
-		}
-	}
-	return Ban{}, false
-}
-
-func (s *Store) local(room, identity string) (Ban, bool) {
-	now := time.Now()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	for _, k := range [2]banKey{{room, identity}, {AnyRoom, identity}} {
 		if b, ok := s.bans[k]; ok && b.activeAt(now) {
 			return b, true
@@ -150,54 +118,86 @@ func (s *Store) local(room, identity string) (Ban, bool) {
 	}
 	return Ban{}, false
 }
+
+// addBan makes or renews a ban in Redis and announces it, unless MaxBans are held already.
+var addBan = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+return 1
+`)
+
+// liftBan deletes a ban from Redis, announces it, and returns what it was (nil: there was none).
+var liftBan = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[1])
+end
+return v
+`)
+
+// dropExpired deletes each field (ARGV pairs: field, value) whose value is still the expired
+// one read, so that a ban renewed in the meantime by another replica stays.
+var dropExpired = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 0
+`)
 
 // Add makes or renews a ban. With Redis, the ban is made only once Redis has it.
 func (s *Store) Add(ctx context.Context, b Ban) error {
 	k := banKey{b.Room, b.Identity}
-	if s.full(k) {
-		return ErrFull
+	if s.redis == nil {
+		return s.putBounded(k, b)
 	}
-	if s.redis != nil {
-		raw, err := json.Marshal(b)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, writeBudget)
-		defer cancel()
-		pipe := s.redis.TxPipeline()
-		pipe.HSet(ctx, redisHash, k.field(), raw)
-		pipe.Publish(ctx, redisChannel, k.field())
-		if _, err := pipe.Exec(ctx); err != nil {
-			return ErrUnavailable
-		}
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	// A caller that hangs up after the write was sent must not be told nothing changed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBudget)
+	defer cancel()
+	made, err := addBan.Run(ctx, s.redis, []string{redisHash}, k.field(), raw, MaxBans, redisChannel).Int()
+	switch {
+	case err != nil:
+		return ErrUnavailable
+	case made == 0:
+		return ErrFull
 	}
 	s.put(k, b)
 	return nil
 }
 
-// full reports whether a new ban would exceed MaxBans; renewing one never does.
-func (s *Store) full(k banKey) bool {
-	now := time.Now()
+// putBounded is Add in memory: a new ban past MaxBans is refused; renewing one never is.
+func (s *Store) putBounded(k banKey, b Ban) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, renewal := s.bans[k]; renewal || len(s.bans) < MaxBans {
-		return false
+	if _, renewal := s.bans[k]; !renewal && len(s.bans) >= MaxBans {
+		s.dropExpiredLocked(time.Now())
+		if len(s.bans) >= MaxBans {
+			return ErrFull
+		}
 	}
-	s.dropExpiredLocked(now)
-	return len(s.bans) >= MaxBans
+	s.bans[k] = b
+	s.onActive(len(s.bans))
+	return nil
 }
 
 // Lift removes the ban of identity from room (AnyRoom lifts the every-room ban only). It reports
-// whether there was an active one.
+// whether there was one in force.
 func (s *Store) Lift(ctx context.Context, room, identity string) (Ban, bool, error) {
 	k := banKey{room, identity}
 	s.mu.RLock()
 	b, existed := s.bans[k]
 	s.mu.RUnlock()
 	if s.redis != nil {
-		ctx, cancel := context.WithTimeout(ctx, writeBudget)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBudget)
 		defer cancel()
-		raw, err := s.redis.HGet(ctx, redisHash, k.field()).Result()
+		raw, err := liftBan.Run(ctx, s.redis, []string{redisHash}, k.field(), redisChannel).Text()
 		switch {
 		case errors.Is(err, redis.Nil):
 			existed = false
@@ -205,12 +205,6 @@ func (s *Store) Lift(ctx context.Context, room, identity string) (Ban, bool, err
 			return Ban{}, false, ErrUnavailable
 		default:
 			existed = json.Unmarshal([]byte(raw), &b) == nil
-		}
-		pipe := s.redis.TxPipeline()
-		pipe.HDel(ctx, redisHash, k.field())
-		pipe.Publish(ctx, redisChannel, k.field())
-		if _, err := pipe.Exec(ctx); err != nil {
-			return Ban{}, false, ErrUnavailable
 		}
 	}
 	s.forget(k)
@@ -235,20 +229,20 @@ func (s *Store) List(room, identity string) []Ban {
 	return out
 }
 
+// put and forget change this replica's copy; the gauge is set under the lock, so that it
+// follows the changes in order.
 func (s *Store) put(k banKey, b Ban) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.bans[k] = b
-	n := len(s.bans)
-	s.mu.Unlock()
-	s.onActive(n)
+	s.onActive(len(s.bans))
 }
 
 func (s *Store) forget(k banKey) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.bans, k)
-	n := len(s.bans)
-	s.mu.Unlock()
-	s.onActive(n)
+	s.onActive(len(s.bans))
 }
 
 func (s *Store) dropExpiredLocked(now time.Time) {
@@ -268,6 +262,10 @@ func (s *Store) Run(ctx context.Context) {
 	}
 	sub := s.redis.Subscribe(ctx, redisChannel)
 	defer sub.Close()
+	// Subscribed before the first read of the set, so that no change falls between the two.
+	confirm, cancel := context.WithTimeout(ctx, writeBudget)
+	_, _ = sub.Receive(confirm)
+	cancel()
 	changes := sub.Channel(redis.WithChannelSize(256))
 	_ = s.Resync(ctx)
 	tick := time.NewTicker(resyncEvery)
@@ -297,9 +295,8 @@ func (s *Store) expireEvery(ctx context.Context, every time.Duration) {
 		case <-tick.C:
 			s.mu.Lock()
 			s.dropExpiredLocked(time.Now())
-			n := len(s.bans)
+			s.onActive(len(s.bans))
 			s.mu.Unlock()
-			s.onActive(n)
 		}
 	}
 }
@@ -324,8 +321,9 @@ func (s *Store) refresh(ctx context.Context, field string) {
 	// On any other error the next resync catches up.
 }
 
-// Resync replaces this replica's copy with Redis's set, and deletes expired bans from Redis.
-// When Redis does not answer the copy stays as it is: bans known before an outage still hold.
+// Resync replaces this replica's copy with Redis's set (at most MaxBans of it), and deletes
+// expired bans from Redis. When Redis does not answer the copy stays as it is: bans known
+// before an outage still hold.
 func (s *Store) Resync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, writeBudget)
 	defer cancel()
@@ -334,23 +332,25 @@ func (s *Store) Resync(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	fresh := make(map[banKey]Ban, len(all))
-	var expired []string
+	fresh := make(map[banKey]Ban, min(len(all), MaxBans))
+	var expired []any // field, value pairs
 	for field, raw := range all {
 		room, identity, ok := cutField(field)
 		var b Ban
 		if !ok || json.Unmarshal([]byte(raw), &b) != nil || !b.activeAt(now) {
-			expired = append(expired, field)
+			expired = append(expired, field, raw)
 			continue
 		}
-		fresh[banKey{room, identity}] = b
+		if len(fresh) < MaxBans {
+			fresh[banKey{room, identity}] = b
+		}
 	}
 	if len(expired) > 0 {
-		_ = s.redis.HDel(ctx, redisHash, expired...).Err()
+		_ = dropExpired.Run(ctx, s.redis, []string{redisHash}, expired...).Err()
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.bans = fresh
-	s.mu.Unlock()
 	s.onActive(len(fresh))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	lkauth "github.com/livekit/protocol/auth"
 
@@ -23,8 +24,9 @@ import (
 	"github.com/token-service/token-service/token"
 )
 
-// New returns the router's dependencies and a function that releases what they hold open
-// (Redis connections). Background work (refreshing an identity provider's keys) ends with ctx.
+// New returns the router's dependencies and a function that stops their background work (bans'
+// sync and removals) and releases what they hold open (Redis connections). Refreshing an
+// identity provider's keys ends with ctx.
 // accessLog is where each request's line goes (buffered in run); log has everything else.
 func New(ctx context.Context, cfg config.Config, version string, log, accessLog zerolog.Logger) (handlers.Deps, func() error, error) {
 	m := metrics.New(version)
@@ -64,14 +66,25 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		log.Warn().Msg(warning)
 	}
 	bans := moderation.NewStore(redisOptions, m.BansActive)
-	if bans.Shared() {
-		log.Info().Msg("bans are kept in Redis, shared by every replica; each replica answers from its own copy")
-	} else {
+	if !bans.Shared() {
 		log.Info().Msg("bans are kept in this process's memory: each replica has its own, and a restart forgets them (set REDIS_URL to share them)")
+	} else if err := bans.Resync(ctx); err != nil {
+		log.Warn().Err(err).Msg("bans could not be read from Redis: this replica knows none until Redis answers")
+	} else {
+		log.Info().Int("bans", len(bans.List("", ""))).Msg("bans are kept in Redis, shared by every replica; each replica answers from its own copy")
 	}
 	enforcer := moderation.NewEnforcer(livekitapi.New(cfg.APIURL, cfg.APIKey, cfg.APISecret.Reveal(), cfg.APITimeout()), log, m.BanRemoval)
-	go bans.Run(ctx)
-	go enforcer.Run(ctx)
+	// Bans are kept current and enforced until the service has drained, not merely until the
+	// shutdown signal: requests served during the drain may make bans too.
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var running sync.WaitGroup
+	running.Go(func() { bans.Run(background) })
+	running.Go(func() { enforcer.Run(background) })
+	stop := func() error {
+		stopBackground()
+		running.Wait()
+		return errors.Join(limiter.Close(), bans.Close())
+	}
 	webhookKeys := map[string]string{cfg.APIKey: cfg.APISecret.Reveal()}
 	for key, secret := range cfg.VerifyOnlyKeys() {
 		webhookKeys[key] = secret
@@ -90,5 +103,5 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		Issuer:      issuer, Policy: decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
 		CORSOrigins: cfg.AllowedOrigins(), TrustedProxies: cfg.TrustedProxyCIDRs(), ClientIPHeader: cfg.ClientIPHeader,
 		ServeMetrics: cfg.MetricsAddr() == "",
-	}, func() error { return errors.Join(limiter.Close(), bans.Close()) }, nil
+	}, stop, nil
 }
