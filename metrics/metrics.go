@@ -56,7 +56,7 @@ func New(version string) *Metrics {
 		fallbackOn: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "rate_limit_fallback_active",
 			Help: "1 while this replica counts rate limits in memory because Redis keeps missing its budget."}),
 		bansActive: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "bans_active",
-			Help: "Bans in force that this replica knows."}),
+			Help: "Bans this replica holds (an expired one leaves within 10 s)."}),
 		banRemovals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "ban_removals_total",
 			Help: "Removals of banned participants through LiveKit's API, by cause (ban: when it was made; webhook: a banned participant joined) and result (removed, not_present, failed, dropped)."},
 			[]string{"cause", "result"}),
