@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 )
 
 const spaDir = "../examples/spa"
@@ -87,7 +89,7 @@ func openPage(t *testing.T, pageURL string, query url.Values, expectState string
 
 func TestSPAInRealBrowser(t *testing.T) {
 	page := serveSPA(t)
-	allowed := startService(t, "CORS_ORIGINS="+page)
+	allowed := startService(t, "CORS_ORIGINS="+page, "ALLOWED_AGENT_NAMES=notetaker")
 	elsewhere := startService(t, "CORS_ORIGINS=https://other.example.com")
 
 	t.Run("joins and publishes a microphone", func(t *testing.T) {
@@ -105,6 +107,22 @@ func TestSPAInRealBrowser(t *testing.T) {
 		room := uniqueRoom(t)
 		openPage(t, page, url.Values{"tokenUrl": {allowed.URL}, "source": {"endpoint"}, "room": {room}, "identity": {"browser-ts"}, "publish": {"1"}}, "published", nil)
 		participant(t, room, "browser-ts", func(p *livekit.ParticipantInfo) bool { return len(p.Tracks) == 1 })
+	})
+
+	// The reply carries dispatches and room_config_applied, which TokenSourceResponse does not
+	// know: the SDK ignores them and joins.
+	t.Run("TokenSource.endpoint() with an agent, whose reply carries dispatch fields", func(t *testing.T) {
+		room := uniqueRoom(t)
+		openPage(t, page, url.Values{"tokenUrl": {allowed.URL}, "source": {"endpoint"}, "room": {room}, "identity": {"browser-agent"},
+			"agent": {"notetaker"}, "publish": {"0"}}, "connected", nil)
+		participant(t, room, "browser-agent", nil)
+		// The agent reached the service only through the TokenSource request's room_config.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		res, err := lksdk.NewAgentDispatchServiceClient(lk.HTTPURL, lkKey, lkSecret).ListDispatch(ctx, &livekit.ListAgentDispatchRequest{Room: room})
+		if err != nil || len(res.GetAgentDispatches()) != 1 || res.GetAgentDispatches()[0].GetAgentName() != "notetaker" {
+			t.Fatalf("dispatches of the room the page joined: %v %v", res, err)
+		}
 	})
 
 	t.Run("CORS blocks another origin", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/authn"
+	"github.com/token-service/token-service/dispatch"
 	"github.com/token-service/token-service/metrics"
 	"github.com/token-service/token-service/middleware"
 	"github.com/token-service/token-service/moderation"
@@ -31,6 +32,8 @@ type Deps struct {
 	Readiness *Readiness
 	Metrics   *metrics.Metrics
 	Moderator *moderation.Moderator
+	// Dispatcher makes sure a token's agents are dispatched when the room exists already.
+	Dispatcher *dispatch.Dispatcher
 	// WebhookKeys verify LiveKit's webhooks: the configured key and the verify-only ones.
 	WebhookKeys auth.KeyProvider
 	Log         zerolog.Logger // warnings, errors, recovered panics
@@ -77,10 +80,10 @@ func NewRouter(d Deps) http.Handler {
 		r.Use(refuseBadCredentials(reply))
 		r.Use(largeBodies)
 		r.Use(middleware.NoStore)
-		r.Post("/token", handleJoin(d.Issuer, reply))
+		r.Post("/token", handleJoin(d.Issuer, d.Dispatcher, reply))
 		r.Post("/token/agent", handleAgent(d.Issuer, reply))
 		r.Post("/token/verify", handleVerify(d.Issuer, reply))
-		r.Post("/connection-details", handleConnectionDetails(d.Issuer, reply))
+		r.Post("/connection-details", handleConnectionDetails(d.Issuer, d.Dispatcher, reply))
 		r.Post("/moderation/bans", handleBan(d.Issuer, d.Moderator, reply))
 		r.Get("/moderation/bans", handleListBans(d.Issuer, d.Moderator, reply))
 		r.Delete("/moderation/bans", handleLiftBan(d.Issuer, d.Moderator, reply))

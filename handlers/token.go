@@ -5,11 +5,12 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
+	"github.com/token-service/token-service/dispatch"
 	"github.com/token-service/token-service/token"
 )
 
 // handleJoin issues a room-join token for an end user (the browser app).
-func handleJoin(issuer *token.Issuer, reply responder) http.HandlerFunc {
+func handleJoin(issuer *token.Issuer, dispatcher *dispatch.Dispatcher, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[token.JoinRequest](w, r)
 		if err != nil {
@@ -21,6 +22,7 @@ func handleJoin(issuer *token.Issuer, reply responder) http.HandlerFunc {
 			reply.error(w, r, err)
 			return
 		}
+		ensureDispatches(r, dispatcher, issued.Room, &issued.AgentDispatch)
 		encode(w, http.StatusOK, issued)
 	}
 }
@@ -61,7 +63,7 @@ func handleVerify(issuer *token.Issuer, reply responder) http.HandlerFunc {
 
 // handleConnectionDetails is LiveKit's TokenSource endpoint: what the client SDKs'
 // TokenSource.endpoint() calls to get a server URL and a participant token.
-func handleConnectionDetails(issuer *token.Issuer, reply responder) http.HandlerFunc {
+func handleConnectionDetails(issuer *token.Issuer, dispatcher *dispatch.Dispatcher, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req livekit.TokenSourceRequest
 		if err := decodeProto(w, r, &req); err != nil {
@@ -73,6 +75,15 @@ func handleConnectionDetails(issuer *token.Issuer, reply responder) http.Handler
 			reply.error(w, r, err)
 			return
 		}
+		ensureDispatches(r, dispatcher, details.RoomName, &details.AgentDispatch)
 		encode(w, http.StatusOK, details)
+	}
+}
+
+// ensureDispatches makes sure the agents an issued token dispatches are dispatched, and says how.
+// A token without agents makes no call to LiveKit.
+func ensureDispatches(r *http.Request, dispatcher *dispatch.Dispatcher, room string, ad *token.AgentDispatch) {
+	if len(ad.Agents) > 0 {
+		ad.Dispatches, ad.RoomConfigApplied = dispatcher.Ensure(r.Context(), room, ad.Agents)
 	}
 }

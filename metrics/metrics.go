@@ -29,6 +29,8 @@ type Metrics struct {
 	bansActive    prometheus.Gauge
 	banRemovals   *prometheus.CounterVec
 	webhookFailed prometheus.Counter
+	dispatches    *prometheus.CounterVec
+	dispatchLocks prometheus.Counter
 }
 
 // New registers every metric, the Go runtime and process collectors, and a build-info gauge.
@@ -62,13 +64,18 @@ func New(version string) *Metrics {
 			[]string{"cause", "result"}),
 		webhookFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "webhook_verification_failures_total",
 			Help: "LiveKit webhooks refused because their signature, key or body checksum did not verify."}),
+		dispatches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "agent_dispatches_total",
+			Help: "Agents named in issued tokens' room configuration, by what became of them (token, explicit, existing, unconfirmed)."},
+			[]string{"mode"}),
+		dispatchLocks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "agent_dispatch_lock_unshared_total",
+			Help: "Dispatch checks serialised on this replica only, because Redis did not answer for the room's lock."}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help:        "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	buildInfo.Set(1)
 	m.registry.MustRegister(m.requests, m.duration, m.issued, m.verified, m.rateLimited, m.decisions, m.backendErrors, m.fallbacks, m.fallbackOn,
-		m.bansActive, m.banRemovals, m.webhookFailed,
+		m.bansActive, m.banRemovals, m.webhookFailed, m.dispatches, m.dispatchLocks,
 		buildInfo, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -174,5 +181,19 @@ func (m *Metrics) BanRemoval(cause, result string) {
 func (m *Metrics) WebhookVerificationFailed() {
 	if m != nil {
 		m.webhookFailed.Inc()
+	}
+}
+
+// AgentDispatch counts one agent's dispatch outcome; mode is from dispatch's fixed set.
+func (m *Metrics) AgentDispatch(mode string) {
+	if m != nil {
+		m.dispatches.WithLabelValues(mode).Inc()
+	}
+}
+
+// DispatchLockUnshared counts a dispatch check that Redis could not serialise across replicas.
+func (m *Metrics) DispatchLockUnshared() {
+	if m != nil {
+		m.dispatchLocks.Inc()
 	}
 }

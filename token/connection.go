@@ -16,6 +16,7 @@ type ConnectionDetails struct {
 	ParticipantToken string `json:"participant_token"`
 	RoomName         string `json:"room_name"`
 	ParticipantName  string `json:"participant_name"`
+	AgentDispatch
 }
 
 // ConnectionDetails answers LiveKit's TokenSource request, the way the client SDKs'
@@ -31,7 +32,8 @@ func (iss *Issuer) ConnectionDetails(c Caller, req *livekit.TokenSourceRequest) 
 	if err != nil {
 		return ConnectionDetails{}, err
 	}
-	return ConnectionDetails{ServerURL: issued.WSURL, ParticipantToken: issued.Token, RoomName: issued.Room, ParticipantName: g.Name}, nil
+	return ConnectionDetails{ServerURL: issued.WSURL, ParticipantToken: issued.Token, RoomName: issued.Room, ParticipantName: g.Name,
+		AgentDispatch: issued.AgentDispatch}, nil
 }
 
 // PlanConnectionDetails is what ConnectionDetails would sign, without signing it.

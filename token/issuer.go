@@ -148,7 +148,8 @@ func (iss *Issuer) sign(g *Grant, tokenType string) (Issued, error) {
 		return Issued{}, fmt.Errorf("read back token expiry: %w", err)
 	}
 	iss.s.Recorder.Issued(tokenType)
-	return Issued{Token: jwt, WSURL: iss.s.WSURL, ExpiresAt: exp, Identity: g.Identity, Room: g.Room}, nil
+	return Issued{Token: jwt, WSURL: iss.s.WSURL, ExpiresAt: exp, Identity: g.Identity, Room: g.Room,
+		AgentDispatch: AgentDispatch{Agents: g.RoomConfig.GetAgents()}}, nil
 }
 
 // expiresAt is the exp of a token signed between the Unix seconds before and after. ToJWT takes

@@ -3,7 +3,10 @@
 // verified by livekit/protocol, never by hand). It knows nothing of HTTP, the environment or logs.
 package token
 
-import "github.com/go-json-experiment/json/jsontext"
+import (
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/livekit/protocol/livekit"
+)
 
 // Grants are the participant permissions a caller may ask for on POST /token, by LiveKit's claim
 // names. A nil field was not sent and takes the policy profile's value; whether the caller may
@@ -69,4 +72,24 @@ type Issued struct {
 	ExpiresAt int64  `json:"expiresAt"` // the token's exp, Unix seconds
 	Identity  string `json:"identity"`
 	Room      string `json:"room"`
+	AgentDispatch
+}
+
+// AgentDispatch is what became of the agents a token's room configuration dispatches: the
+// token's own dispatch applies only if its join creates the room, so the service makes sure
+// of the rest (package dispatch). Replies without agents carry none of it.
+type AgentDispatch struct {
+	Agents            []*livekit.RoomAgentDispatch `json:"-"` // what the token asks for
+	Dispatches        []Dispatch                   `json:"dispatches,omitzero"`
+	RoomConfigApplied *bool                        `json:"room_config_applied,omitzero"` // false: the room existed
+}
+
+// Dispatch is one agent's outcome.
+type Dispatch struct {
+	AgentName  string `json:"agent_name"`
+	DispatchID string `json:"dispatch_id,omitzero"`
+	// Mode is token (the join creates the room and dispatches it), explicit (the service
+	// created the dispatch in the existing room), existing (the room has one already) or
+	// unconfirmed (LiveKit's API did not answer in time).
+	Mode string `json:"mode"`
 }

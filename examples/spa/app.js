@@ -2,7 +2,8 @@
 // LiveKit with it, optionally publish the microphone, and say what happens in plain words.
 // Query parameters fill the form and ?autojoin=1 submits it: tokenUrl, livekitUrl, room,
 // identity, source (token, or endpoint for LiveKit's TokenSource), publish (1/0), canPublish
-// (true/false, sent as a grant on /token).
+// (true/false, sent as a grant on /token), agent (an agent name the TokenSource request
+// dispatches, as LiveKit's agentName option sends it).
 'use strict';
 
 const { Room, RoomEvent, TokenSource } = LivekitClient;
@@ -67,9 +68,11 @@ async function fetchToken(tokenUrl, body) {
 // TokenSource.endpoint() builds the request and parses the reply.
 async function fetchConnectionDetails(tokenUrl, room, identity) {
   const source = TokenSource.endpoint(tokenUrl.replace(/\/$/, '') + '/connection-details');
+  const options = { roomName: room, participantIdentity: identity, participantName: identity };
+  if (params.has('agent')) options.agentName = params.get('agent');
   let details;
   try {
-    details = await source.fetch({ roomName: room, participantIdentity: identity, participantName: identity });
+    details = await source.fetch(options);
   } catch (e) {
     throw new Error(`Could not get connection details from ${tokenUrl}: ${e.message} ` +
       `(is this page's origin, ${location.origin}, in its CORS_ORIGINS?)`);

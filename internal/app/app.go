@@ -15,6 +15,7 @@ import (
 
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/dispatch"
 	"github.com/token-service/token-service/handlers"
 	"github.com/token-service/token-service/livekitapi"
 	"github.com/token-service/token-service/metrics"
@@ -73,7 +74,16 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	} else {
 		log.Info().Int("bans", len(bans.List("", ""))).Msg("bans are kept in Redis, shared by every replica; each replica answers from its own copy")
 	}
-	enforcer := moderation.NewEnforcer(livekitapi.New(cfg.APIURL, cfg.APIKey, cfg.APISecret.Reveal(), cfg.APITimeout()), log, m.BanRemoval)
+	api := livekitapi.New(cfg.APIURL, cfg.APIKey, cfg.APISecret.Reveal(), cfg.APITimeout())
+	enforcer := moderation.NewEnforcer(api, log, m.BanRemoval)
+	var dispatchLocks *dispatch.RedisLocks
+	if redisOptions != nil {
+		dispatchLocks = dispatch.NewRedisLocks(redisOptions, func(err error) {
+			m.DispatchLockUnshared()
+			log.Warn().Err(err).Msg("redis did not answer for a room's dispatch lock: serialised on this replica only")
+		})
+	}
+	dispatcher := dispatch.New(api, dispatchLocks, log, m.AgentDispatch)
 	// Bans are kept current and enforced until the service has drained, not merely until the
 	// shutdown signal: requests served during the drain may make bans too.
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
@@ -83,7 +93,11 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	stop := func() error {
 		stopBackground()
 		running.Wait()
-		return errors.Join(limiter.Close(), bans.Close())
+		errs := []error{limiter.Close(), bans.Close()}
+		if dispatchLocks != nil {
+			errs = append(errs, dispatchLocks.Close())
+		}
+		return errors.Join(errs...)
 	}
 	webhookKeys := map[string]string{cfg.APIKey: cfg.APISecret.Reveal()}
 	for key, secret := range cfg.VerifyOnlyKeys() {
@@ -98,6 +112,7 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		OtherKeys: cfg.VerifyOnlyKeys(),
 	})
 	return handlers.Deps{
+		Dispatcher:  dispatcher,
 		Moderator:   &moderation.Moderator{Store: bans, Enforcer: enforcer, Log: log, DefaultDuration: cfg.MaxTTL()},
 		WebhookKeys: lkauth.NewFileBasedKeyProviderFromMap(webhookKeys),
 		Issuer:      issuer, Policy: decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,

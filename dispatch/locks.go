@@ -1,0 +1,113 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"hash/maphash"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// LiveKit does not de-duplicate dispatches (each gets a random id), so the list-then-create of
+// one room must not run twice at once, or two joins would dispatch the agent twice.
+type locker interface {
+	// lock waits until this caller holds room's lock or ctx ends; the lock is released by the
+	// returned function, or by itself after hold at the latest.
+	lock(ctx context.Context, room string, hold time.Duration) (unlock func(), err error)
+}
+
+// localLocks serialise within one process: rooms hash onto a fixed set of slots (two rooms may
+// share a slot and wait for each other; memory stays fixed whatever rooms callers name).
+type localLocks struct {
+	seed  maphash.Seed
+	slots [256]chan struct{}
+}
+
+func newLocalLocks() *localLocks {
+	l := &localLocks{seed: maphash.MakeSeed()}
+	for i := range l.slots {
+		l.slots[i] = make(chan struct{}, 1)
+	}
+	return l
+}
+
+func (l *localLocks) lock(ctx context.Context, room string, _ time.Duration) (func(), error) {
+	slot := l.slots[maphash.String(l.seed, room)%uint64(len(l.slots))]
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// RedisLocks serialise across replicas with one key per room: SET NX PX to take it, and a
+// compare-and-delete to release only a lock still ours (it may have expired and been taken).
+type RedisLocks struct {
+	client     *redis.Client
+	local      *localLocks // a replica's own requests queue here first, not on Redis
+	onUnshared func(error)
+}
+
+// NewRedisLocks returns locks on the Redis that opts name; onUnshared hears when Redis did not
+// answer and a lock held on this replica only had to do.
+func NewRedisLocks(opts *redis.Options, onUnshared func(error)) *RedisLocks {
+	o := *opts
+	o.ContextTimeoutEnabled = true
+	o.MaxRetries = -1
+	o.DisableIdentity = true
+	if onUnshared == nil {
+		onUnshared = func(error) {}
+	}
+	return &RedisLocks{client: redis.NewClient(&o), local: newLocalLocks(), onUnshared: onUnshared}
+}
+
+// Close releases the Redis connections.
+func (r *RedisLocks) Close() error { return r.client.Close() }
+
+const (
+	lockPrefix = "token-service:dispatch-lock:"
+	lockRetry  = 20 * time.Millisecond
+)
+
+var release = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+func (r *RedisLocks) lock(ctx context.Context, room string, hold time.Duration) (func(), error) {
+	unlockLocal, err := r.local.lock(ctx, room, hold)
+	if err != nil {
+		return nil, err
+	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	owner := hex.EncodeToString(raw[:])
+	key := lockPrefix + room
+	for {
+		ok, err := r.client.SetNX(ctx, key, owner, hold).Result()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			// Redis did not answer: this replica's own lock is all there is. A rare duplicate
+			// dispatch (another replica in the same moment) beats an agent that never comes.
+			r.onUnshared(err)
+			return unlockLocal, nil
+		case err == nil && ok:
+			return func() {
+				// Released even when the request's budget is spent, within a budget of its own.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_ = release.Run(ctx, r.client, []string{key}, owner).Err()
+				unlockLocal()
+			}, nil
+		}
+		select {
+		case <-ctx.Done():
+			unlockLocal()
+			return nil, ctx.Err()
+		case <-time.After(lockRetry):
+		}
+	}
+}
