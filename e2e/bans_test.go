@@ -26,8 +26,6 @@ import (
 	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
-const backend = "Authorization: Bearer " + serviceKey
-
 // removalBound is the target for the time from a banned participant's join to its
 // removal.
 const removalBound = 2 * time.Second
