@@ -1,0 +1,95 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/token-service/token-service/internal/testenv/redistest"
+)
+
+// exclusive checks that a second lock of the same room waits until the first is released, and
+// that another room does not (unless it shares a slot, which the test avoids by checking both).
+func exclusive(t *testing.T, a, b locker) {
+	t.Helper()
+	ctx := context.Background()
+	unlock, err := a.lock(ctx, "room-1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := b.lock(short, "room-1", 5*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second lock of a held room: %v, want it to wait until its deadline", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		release, err := b.lock(ctx, "room-1", 5*time.Second)
+		if err == nil {
+			release()
+		}
+		got <- err
+	}()
+	unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("the lock was not taken once released: %v", err)
+	}
+}
+
+func TestLocalLocks(t *testing.T) {
+	l := newLocalLocks()
+	exclusive(t, l, l)
+}
+
+func TestRedisLocks(t *testing.T) {
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	opts, err := redis.ParseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two replicas: the lock must hold across processes, not only within one.
+	a, b := NewRedisLocks(opts, nil), NewRedisLocks(opts, nil)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	exclusive(t, a, b)
+
+	// A lock whose holder outlives its hold expires, and the late holder's release does not
+	// remove the lock another has taken since.
+	ctx := context.Background()
+	late, err := a.lock(ctx, "room-2", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	taken, err := b.lock(wait, "room-2", 5*time.Second)
+	if err != nil {
+		t.Fatalf("an expired lock was not taken over: %v", err)
+	}
+	late()
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelShort()
+	if _, err := a.lock(short, "room-2", time.Second); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the late holder's release removed another's lock: %v", err)
+	}
+	taken()
+
+	// Redis gone: the lock is this replica's own, and says so.
+	unshared := 0
+	c := NewRedisLocks(opts, func(error) { unshared++ })
+	t.Cleanup(func() { c.Close() })
+	srv.Stop()
+	release, err := c.lock(ctx, "room-3", time.Second)
+	if err != nil || unshared != 1 {
+		t.Fatalf("without Redis: %v, unshared %d", err, unshared)
+	}
+	release()
+}
