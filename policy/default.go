@@ -1,19 +1,60 @@
 package policy
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
-	texttemplate "text/template"
 )
 
-// defaultPolicy is the built-in policy, in the same format as a POLICY_FILE. What it opens
-// depends on the configuration, so it is rendered from it; `token-service policy default`
-// prints the result.
-var defaultPolicy = texttemplate.Must(texttemplate.New("default").Parse(`# token-service's built-in policy: what applies when POLICY_FILE is unset.
-# Rendered for this configuration: open={{.Open}} (backend endpoints and privileged grants open
-# to every caller: development or test without SERVICE_API_KEYS), end-user authentication={{.UserAuth}}.
-version: 1
+// DefaultText is the built-in policy for these settings, in the same format as a POLICY_FILE.
+// What it opens depends on the configuration, so it is written from it; `token-service policy
+// default` prints the result. (Plain strings, not text/template: a template's reflective method
+// calls make the linker keep every exported method of the binary, 11 MB of it.)
+func DefaultText(s Settings) []byte {
+	var b strings.Builder
+	line := func(parts ...string) {
+		for _, p := range parts {
+			b.WriteString(p)
+		}
+		b.WriteByte('\n')
+	}
+	line("# token-service's built-in policy: what applies when POLICY_FILE is unset.")
+	line("# Rendered for this configuration: open=", strconv.FormatBool(s.Open), " (backend endpoints and privileged grants open")
+	line("# to every caller: development or test without SERVICE_API_KEYS), end-user authentication=", strconv.FormatBool(s.UserAuth), ".")
+	b.WriteString(defaultProfilesHead)
+	privileged := ""
+	if s.Open && !s.UserAuth {
+		privileged = ", hidden, agent"
+	}
+	line("      grants: [canPublish, canSubscribe, canPublishData, canUpdateOwnMetadata, canPublishSources, canSubscribeMetrics", privileged, "]")
+	line("      name: true")
+	line("      metadata: true")
+	line(`      attributes: ["*"]`)
+	if len(s.AllowedAgents) > 0 {
+		quoted := make([]string, len(s.AllowedAgents))
+		for i, a := range s.AllowedAgents {
+			quoted[i] = strconv.Quote(a)
+		}
+		line("      room_config: [agents]")
+		line("      agents: [", strings.Join(quoted, ", "), "]")
+	}
+	b.WriteString(defaultAgentProfileAndBackendRules)
+	if s.Open {
+		line("  - name: open-agents")
+		line("    caller: anonymous")
+		line("    token: agent")
+		line("    profile: agent")
+	}
+	callers := "[anonymous, user]"
+	if s.UserAuth {
+		callers = "user"
+	}
+	line("  - name: participants")
+	line("    caller: ", callers)
+	line("    profile: participant")
+	return []byte(b.String())
+}
+
+const defaultProfilesHead = `version: 1
 
 profiles:
   # A backend with a service API key: anything LiveKit allows.
@@ -33,15 +74,9 @@ profiles:
   participant:
     grants: {canPublish: true, canSubscribe: true, canPublishData: true}
     caller_may:
-      grants: [canPublish, canSubscribe, canPublishData, canUpdateOwnMetadata, canPublishSources, canSubscribeMetrics{{if and .Open (not .UserAuth)}}, hidden, agent{{end}}]
-      name: true
-      metadata: true
-      attributes: ["*"]
-{{- if .Agents}}
-      room_config: [agents]
-      agents: [{{.Agents}}]
-{{- end}}
+`
 
+const defaultAgentProfileAndBackendRules = `
   # POST /token/agent: a server-side participant such as the Media Bridge.
   agent:
     kind: agent
@@ -61,27 +96,4 @@ rules:
     caller: service
     token: agent
     profile: agent
-{{- if .Open}}
-  - name: open-agents
-    caller: anonymous
-    token: agent
-    profile: agent
-{{- end}}
-  - name: participants
-    caller: {{if .UserAuth}}user{{else}}[anonymous, user]{{end}}
-    profile: participant
-`))
-
-// DefaultText is the built-in policy for these settings.
-func DefaultText(s Settings) []byte {
-	quoted := make([]string, len(s.AllowedAgents))
-	for i, a := range s.AllowedAgents {
-		quoted[i] = strconv.Quote(a)
-	}
-	var b bytes.Buffer
-	_ = defaultPolicy.Execute(&b, struct {
-		Open, UserAuth bool
-		Agents         string
-	}{s.Open, s.UserAuth, strings.Join(quoted, ", ")})
-	return b.Bytes()
-}
+`
