@@ -6,11 +6,13 @@ package dispatch
 
 import (
 	"context"
+	"time"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/livekitapi"
+	"github.com/token-service/token-service/logging"
 	"github.com/token-service/token-service/token"
 )
 
@@ -22,9 +24,12 @@ const (
 	Unconfirmed = "unconfirmed" // LiveKit's API did not answer in time: the token is issued regardless
 )
 
-// callsPerEnsure bounds how long one Ensure may take, in LIVEKIT_API_TIMEOUT_MS: the lock,
-// ListRooms, ListDispatch and the creations share it.
-const callsPerEnsure = 4
+// budget is how long one Ensure may take: four API timeouts (ListRooms, the lock, ListDispatch
+// and the creations share them), and never so long that the reply would miss the server's
+// 15 s write timeout. A creation the budget leaves no time for is unconfirmed.
+func budget(apiTimeout time.Duration) time.Duration { return min(4*apiTimeout, maxEnsure) }
+
+const maxEnsure = 8 * time.Second
 
 // Dispatcher ensures dispatches. It is safe for concurrent use.
 type Dispatcher struct {
@@ -33,6 +38,8 @@ type Dispatcher struct {
 	log   zerolog.Logger
 	// onDispatch counts one agent's outcome by mode.
 	onDispatch func(mode string)
+
+	unconfirmedLines logging.PerSecond // an outage would otherwise log every request
 }
 
 // New returns a dispatcher that serialises the check-then-create of one room across replicas
@@ -55,7 +62,8 @@ func New(api *livekitapi.Client, redis *RedisLocks, log zerolog.Logger, onDispat
 func (d *Dispatcher) Ensure(ctx context.Context, room string, agents []*livekit.RoomAgentDispatch) (dispatches []token.Dispatch, roomConfigApplied *bool) {
 	agents = distinct(agents)
 	// The caller hanging up must not leave a dispatch half made; the budget still ends it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callsPerEnsure*d.api.Timeout())
+	limit := budget(d.api.Timeout())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
 	defer cancel()
 	exists, err := d.roomExists(ctx, room)
 	if err != nil {
@@ -64,7 +72,7 @@ func (d *Dispatcher) Ensure(ctx context.Context, room string, agents []*livekit.
 	if !exists {
 		return d.all(agents, Token), boolPtr(true)
 	}
-	unlock, err := d.locks.lock(ctx, room, callsPerEnsure*d.api.Timeout())
+	unlock, err := d.locks.lock(ctx, room, limit)
 	if err != nil {
 		return d.unconfirmed(room, agents, "lock the room's dispatches", err), boolPtr(false)
 	}
@@ -73,21 +81,36 @@ func (d *Dispatcher) Ensure(ctx context.Context, room string, agents []*livekit.
 	if err != nil {
 		return d.unconfirmed(room, agents, "list dispatches", err), boolPtr(false)
 	}
+	var failed []*livekit.RoomAgentDispatch
+	var failure error
 	for _, a := range agents {
 		if id, ok := existing[a.GetAgentName()]; ok {
 			dispatches = append(dispatches, d.outcome(a, id, Existing))
 			continue
 		}
+		if failure == nil {
+			failure = ctx.Err() // the budget is spent: the rest are not tried
+		}
+		if failure != nil {
+			failed = append(failed, a)
+			continue
+		}
 		callCtx, cancelCall := d.api.Budget(ctx)
+		// Everything the token's own dispatch would carry, so that explicit and token
+		// dispatches start the same job.
 		created, err := d.api.Dispatch.CreateDispatch(callCtx, &livekit.CreateAgentDispatchRequest{
 			Room: room, AgentName: a.GetAgentName(), Metadata: a.GetMetadata(),
+			Attributes: a.GetAttributes(), Deployment: a.GetDeployment(), RestartPolicy: a.GetRestartPolicy(),
 		})
 		cancelCall()
 		if err != nil {
-			dispatches = append(dispatches, d.unconfirmed(room, []*livekit.RoomAgentDispatch{a}, "create dispatch", err)...)
+			failed, failure = append(failed, a), err
 			continue
 		}
 		dispatches = append(dispatches, d.outcome(a, created.GetId(), Explicit))
+	}
+	if len(failed) > 0 {
+		dispatches = append(dispatches, d.unconfirmed(room, failed, "create dispatch", failure)...)
 	}
 	return dispatches, boolPtr(false)
 }
@@ -140,12 +163,14 @@ func (d *Dispatcher) all(agents []*livekit.RoomAgentDispatch, mode string) []tok
 }
 
 func (d *Dispatcher) unconfirmed(room string, agents []*livekit.RoomAgentDispatch, step string, err error) []token.Dispatch {
-	names := make([]string, 0, len(agents))
-	for _, a := range agents {
-		names = append(names, a.GetAgentName())
+	if d.unconfirmedLines.Allow() { // counted always, logged at most once a second
+		names := make([]string, 0, len(agents))
+		for _, a := range agents {
+			names = append(names, a.GetAgentName())
+		}
+		d.log.Warn().Err(err).Str("room", room).Strs("agents", names).Str("step", step).
+			Msg("agent dispatch unconfirmed: LiveKit's API did not answer in time; the token was issued")
 	}
-	d.log.Warn().Err(err).Str("room", room).Strs("agents", names).Str("step", step).
-		Msg("agent dispatch unconfirmed: LiveKit's API did not answer in time; the token was issued")
 	return d.all(agents, Unconfirmed)
 }
 

@@ -47,13 +47,14 @@ func (l *localLocks) lock(ctx context.Context, room string, _ time.Duration) (fu
 // compare-and-delete to release only a lock still ours (it may have expired and been taken).
 type RedisLocks struct {
 	client     *redis.Client
-	local      *localLocks // a replica's own requests queue here first, not on Redis
+	attempt    time.Duration // the most one Redis call may take
+	local      *localLocks   // used only when Redis does not answer
 	onUnshared func(error)
 }
 
-// NewRedisLocks returns locks on the Redis that opts name; onUnshared hears when Redis did not
-// answer and a lock held on this replica only had to do.
-func NewRedisLocks(opts *redis.Options, onUnshared func(error)) *RedisLocks {
+// NewRedisLocks returns locks on the Redis that opts name, each call within attempt;
+// onUnshared hears when Redis did not answer and a lock of this replica's own had to do.
+func NewRedisLocks(opts *redis.Options, attempt time.Duration, onUnshared func(error)) *RedisLocks {
 	o := *opts
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
@@ -61,7 +62,7 @@ func NewRedisLocks(opts *redis.Options, onUnshared func(error)) *RedisLocks {
 	if onUnshared == nil {
 		onUnshared = func(error) {}
 	}
-	return &RedisLocks{client: redis.NewClient(&o), local: newLocalLocks(), onUnshared: onUnshared}
+	return &RedisLocks{client: redis.NewClient(&o), attempt: attempt, local: newLocalLocks(), onUnshared: onUnshared}
 }
 
 // Close releases the Redis connections.
@@ -78,34 +79,30 @@ return 0
 `)
 
 func (r *RedisLocks) lock(ctx context.Context, room string, hold time.Duration) (func(), error) {
-	unlockLocal, err := r.local.lock(ctx, room, hold)
-	if err != nil {
-		return nil, err
-	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
 	owner := hex.EncodeToString(raw[:])
 	key := lockPrefix + room
 	for {
-		ok, err := r.client.SetNX(ctx, key, owner, hold).Result()
+		attemptCtx, cancel := context.WithTimeout(ctx, r.attempt)
+		ok, err := r.client.SetNX(attemptCtx, key, owner, hold).Result()
+		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil:
 			// Redis did not answer: this replica's own lock is all there is. A rare duplicate
 			// dispatch (another replica in the same moment) beats an agent that never comes.
 			r.onUnshared(err)
-			return unlockLocal, nil
+			return r.local.lock(ctx, room, hold)
 		case err == nil && ok:
 			return func() {
 				// Released even when the request's budget is spent, within a budget of its own.
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), r.attempt)
 				defer cancel()
 				_ = release.Run(ctx, r.client, []string{key}, owner).Err()
-				unlockLocal()
 			}, nil
 		}
 		select {
 		case <-ctx.Done():
-			unlockLocal()
 			return nil, ctx.Err()
 		case <-time.After(lockRetry):
 		}

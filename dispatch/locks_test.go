@@ -57,7 +57,7 @@ func TestRedisLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two replicas: the lock must hold across processes, not only within one.
-	a, b := NewRedisLocks(opts, nil), NewRedisLocks(opts, nil)
+	a, b := NewRedisLocks(opts, time.Second, nil), NewRedisLocks(opts, time.Second, nil)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	exclusive(t, a, b)
 
@@ -81,10 +81,15 @@ func TestRedisLocks(t *testing.T) {
 		t.Fatalf("the late holder's release removed another's lock: %v", err)
 	}
 	taken()
+	if release, err := a.lock(ctx, "room-2", time.Second); err != nil {
+		t.Fatalf("the lock was not free after its holder released it: %v", err)
+	} else {
+		release()
+	}
 
 	// Redis gone: the lock is this replica's own, and says so.
 	unshared := 0
-	c := NewRedisLocks(opts, func(error) { unshared++ })
+	c := NewRedisLocks(opts, time.Second, func(error) { unshared++ })
 	t.Cleanup(func() { c.Close() })
 	srv.Stop()
 	release, err := c.lock(ctx, "room-3", time.Second)

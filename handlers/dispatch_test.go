@@ -95,3 +95,30 @@ func TestDispatchUnconfirmedWhenLiveKitIsSlow(t *testing.T) {
 		return nil
 	})
 }
+
+// Each agent may cost LiveKit calls and a job: a token names at most eight, each by name.
+func TestTokenAgentsAreBounded(t *testing.T) {
+	srv := newServer(t, "SERVICE_API_KEYS="+serviceKey1) // a backend may dispatch any agent
+	key := "Authorization: Bearer " + serviceKey1
+	var nine []string
+	for i := range 9 {
+		nine = append(nine, fmt.Sprintf(`{"agent_name":"a%d"}`, i))
+	}
+	for _, c := range []struct{ agents, field string }{
+		{"[" + strings.Join(nine, ",") + "]", "room_config.agents"},
+		{`[{}]`, "room_config.agents.agent_name"},
+		{`[{"agent_name":""}]`, "room_config.agents.agent_name"},
+		{`[{"agent_name":"a\u200b"}]`, "room_config.agents.agent_name"},
+	} {
+		for _, path := range []string{"/token", "/connection-details"} {
+			body := `{"room":"r1","identity":"a","room_config":{"agents":` + c.agents + `}}`
+			if path == "/connection-details" {
+				body = `{"room_name":"r1","participant_identity":"a","room_config":{"agents":` + c.agents + `}}`
+			}
+			srv.post(t, path, body, key).wantError(t, http.StatusBadRequest, "invalid_request", c.field)
+		}
+	}
+	if r := srv.post(t, "/token", `{"room":"r1","identity":"a","room_config":{"agents":[`+strings.Join(nine[:8], ",")+`]}}`, key); r.status != http.StatusOK {
+		t.Fatalf("eight agents: %d %s", r.status, r.raw)
+	}
+}

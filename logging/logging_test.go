@@ -65,3 +65,19 @@ func TestBufferedWriterFlushesPeriodically(t *testing.T) {
 		return nil
 	})
 }
+
+func TestPerSecond(t *testing.T) {
+	var p logging.PerSecond
+	first := time.Now().Unix()
+	if !p.Allow() {
+		t.Fatal("the first line was held back")
+	}
+	for time.Now().Unix() == first {
+		if p.Allow() {
+			t.Fatal("a second line in the same second")
+		}
+	}
+	if !p.Allow() {
+		t.Fatal("no line in the next second")
+	}
+}

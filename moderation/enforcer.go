@@ -3,7 +3,6 @@ package moderation
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
@@ -11,6 +10,7 @@ import (
 	"github.com/twitchtv/twirp"
 
 	"github.com/token-service/token-service/livekitapi"
+	"github.com/token-service/token-service/logging"
 )
 
 // Why a participant is removed: the ban was just made, or LiveKit said a banned one joined.
@@ -52,7 +52,7 @@ type Enforcer struct {
 	log       zerolog.Logger
 	onRemoval func(cause, result string)
 
-	lastDropLog atomic.Int64 // Unix second of the last "dropped" line
+	dropLines logging.PerSecond
 }
 
 // NewEnforcer returns an enforcer that works once Run is called.
@@ -73,7 +73,7 @@ func (e *Enforcer) Remove(b Ban, room, cause string) bool {
 	default:
 		e.onRemoval(cause, Dropped)
 		// Counted every time, logged at most once a second: a flood must not become one.
-		if now := time.Now().Unix(); e.lastDropLog.Swap(now) != now {
+		if e.dropLines.Allow() {
 			e.audit(r, Dropped, errors.New("removal queue full"))
 		}
 		return false

@@ -82,8 +82,21 @@ func checkRoomConfig(cfg *livekit.RoomConfiguration) error {
 	if field := refusedField(cfg.ProtoReflect(), "", false); field != "" {
 		return invalidf("room_config."+field, "may not be set in a token's room configuration, which the client can read")
 	}
+	// Each agent may cost calls to LiveKit's API (package dispatch) and a job on a worker.
+	if len(cfg.GetAgents()) > MaxAgents {
+		return invalidf("room_config.agents", "may name at most %d agents", MaxAgents)
+	}
+	for _, a := range cfg.GetAgents() {
+		if err := checkIdentifier("room_config.agents.agent_name", a.GetAgentName(), true); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// MaxAgents is the most agents one token's room configuration may dispatch. A dispatch without
+// a name (LiveKit's default, to workers registered without one) is not one a token may ask for.
+const MaxAgents = 8
 
 // refusedField walks the fields set in msg, in field-number order so that the answer is stable,
 // and returns the path of the first one not allowed; "" if all are. Under a refused message every

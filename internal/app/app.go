@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	lkauth "github.com/livekit/protocol/auth"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/token-service/token-service/dispatch"
 	"github.com/token-service/token-service/handlers"
 	"github.com/token-service/token-service/livekitapi"
+	"github.com/token-service/token-service/logging"
 	"github.com/token-service/token-service/metrics"
 	"github.com/token-service/token-service/moderation"
 	"github.com/token-service/token-service/policy"
@@ -78,9 +80,14 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	enforcer := moderation.NewEnforcer(api, log, m.BanRemoval)
 	var dispatchLocks *dispatch.RedisLocks
 	if redisOptions != nil {
-		dispatchLocks = dispatch.NewRedisLocks(redisOptions, func(err error) {
+		var unsharedLines logging.PerSecond
+		// A lock attempt may take longer than a rate-limit count (REDIS_TIMEOUT_MS): missing it
+		// means a lock of this replica's own.
+		dispatchLocks = dispatch.NewRedisLocks(redisOptions, max(cfg.RedisTimeout(), 250*time.Millisecond), func(err error) {
 			m.DispatchLockUnshared()
-			log.Warn().Err(err).Msg("redis did not answer for a room's dispatch lock: serialised on this replica only")
+			if unsharedLines.Allow() {
+				log.Warn().Err(err).Msg("redis did not answer for a room's dispatch lock: serialised on this replica only")
+			}
 		})
 	}
 	dispatcher := dispatch.New(api, dispatchLocks, log, m.AgentDispatch)
