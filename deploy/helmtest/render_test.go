@@ -46,6 +46,7 @@ type rendered struct {
 	hpa        *autoscalingv2.HorizontalPodAutoscaler
 	netpol     *networkingv1.NetworkPolicy
 	monitor    *monitoringv1.ServiceMonitor
+	configMap  *corev1.ConfigMap // the grant policy, when the values hold one
 }
 
 // render renders the chart with the values files and overrides (later wins) through Helm's SDK,
@@ -126,6 +127,9 @@ func mustRender(t *testing.T, valueFiles []string, overrides map[string]any, wit
 		case "ServiceMonitor":
 			r.monitor = new(monitoringv1.ServiceMonitor)
 			into = r.monitor
+		case "ConfigMap":
+			r.configMap = new(corev1.ConfigMap)
+			into = r.configMap
 		default:
 			t.Fatalf("%s: unexpected kind %q", name, meta.Kind)
 		}
@@ -150,6 +154,7 @@ type ciCase struct {
 	wantMetrics   int32 // METRICS_PORT, 0 for none
 	wantSecret    bool  // the chart makes the Secret (no existingSecret)
 	wantSecretRef string
+	wantPolicy    bool // a POLICY_FILE from the chart's ConfigMap
 }
 
 var ciCases = []ciCase{
@@ -186,6 +191,15 @@ var ciCases = []ciCase{
 		wantSecret:    true,
 		wantSecretRef: "ts-token-service",
 	},
+	{
+		file:          "policy-values.yaml",
+		secretValues:  []string{"policy-secret-0123456789abcdef0123456789", "policy-jwt-secret-0123456789abcdef01234"},
+		wantFiles:     []string{"AUTH_JWT_SECRET_FILE", "LIVEKIT_API_SECRET_FILE"},
+		wantPDB:       true,
+		wantSecret:    true,
+		wantSecretRef: "ts-token-service",
+		wantPolicy:    true,
+	},
 }
 
 // TestCIValuesAreAllTested keeps ciCases and the ci/ folder in step.
@@ -219,6 +233,7 @@ func TestRender(t *testing.T) {
 			checkSecret(t, r, c)
 			checkScaling(t, r, c)
 			checkNetwork(t, r, c)
+			checkPolicy(t, r, c)
 			if r.monitor == nil {
 				t.Fatal("no ServiceMonitor although the cluster serves " + monitoringAPI)
 			}
@@ -239,6 +254,19 @@ func TestSecretChangeRollsPods(t *testing.T) {
 	sumB := b.deployment.Spec.Template.Annotations["checksum/secret"]
 	if len(sumA) != 64 || sumA == sumB {
 		t.Fatalf("checksum/secret %q then %q: want a sha256 that changes with the secret", sumA, sumB)
+	}
+}
+
+// TestPolicyChangeRollsPods: a changed policy changes the pod template, so the pods restart
+// with it (nothing sends the service SIGHUP in Kubernetes).
+func TestPolicyChangeRollsPods(t *testing.T) {
+	files := []string{filepath.Join(chartDir, "ci", "policy-values.yaml")}
+	a := mustRender(t, files, nil, false)
+	b := mustRender(t, files, map[string]any{"config": map[string]any{"policy": "version: 1\nrules: []\n"}}, false)
+	sumA := a.deployment.Spec.Template.Annotations["checksum/policy"]
+	sumB := b.deployment.Spec.Template.Annotations["checksum/policy"]
+	if len(sumA) != 64 || sumA == sumB {
+		t.Fatalf("checksum/policy %q then %q: want a sha256 that changes with the policy", sumA, sumB)
 	}
 }
 
@@ -263,6 +291,8 @@ func TestBadValuesRefused(t *testing.T) {
 		{"metrics on the main port", map[string]any{"config": map[string]any{"metricsPort": 3001}}, "metricsPort"},
 		{"inline secret with existing one", map[string]any{"secrets": map[string]any{"existingSecret": "x"}}, "existingSecret"},
 		{"unknown existing secret key", map[string]any{"secrets": map[string]any{"existingSecretKeys": []any{"LIVEKIT_API_SECRET", "PASSWORD"}}}, "existingSecretKeys"},
+		{"api timeout out of range", map[string]any{"config": map[string]any{"livekitApiTimeoutMs": 0}}, "livekitApiTimeoutMs"},
+		{"api url not a URL", map[string]any{"config": map[string]any{"livekitApiUrl": "livekit:7880"}}, "livekitApiUrl"},
 		{"bad scrape interval", map[string]any{"serviceMonitor": map[string]any{"interval": "often"}}, "interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/token-service/token-service/policy"
 )
 
 // secretVariables are the service's credential variables: none may be a plain environment value.
@@ -126,6 +128,54 @@ func checkPod(t *testing.T, r rendered, c ciCase) {
 	}
 }
 
+// checkPolicy: with a policy in the values, POLICY_FILE names the file the chart's ConfigMap
+// mounts, read-only, and what it holds is a policy the service loads; without, none of it.
+func checkPolicy(t *testing.T, r rendered, c ciCase) {
+	t.Helper()
+	pod := r.deployment.Spec.Template.Spec
+	ctr := &pod.Containers[0]
+	var file string
+	for _, e := range ctr.Env {
+		if e.Name == "POLICY_FILE" {
+			file = e.Value
+		}
+	}
+	if !c.wantPolicy {
+		if file != "" || r.configMap != nil {
+			t.Fatalf("POLICY_FILE %q or a ConfigMap without a policy in the values", file)
+		}
+		return
+	}
+	if r.configMap == nil || file == "" {
+		t.Fatalf("POLICY_FILE %q, ConfigMap %v: want both", file, r.configMap != nil)
+	}
+	var mounted string
+	for _, v := range pod.Volumes {
+		if v.ConfigMap == nil || v.ConfigMap.Name != r.configMap.Name {
+			continue
+		}
+		for _, m := range ctr.VolumeMounts {
+			if m.Name == v.Name && m.ReadOnly {
+				mounted = m.MountPath
+			}
+		}
+	}
+	dir, key := path.Split(file)
+	if path.Clean(dir) != mounted {
+		t.Fatalf("POLICY_FILE=%s is not in the ConfigMap's read-only mount %q", file, mounted)
+	}
+	text, ok := r.configMap.Data[key]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no key %s: %v", r.configMap.Name, key, r.configMap.Data)
+	}
+	if _, err := policy.Parse(file, []byte(text)); err != nil {
+		t.Fatalf("the chart's policy does not load: %v", err)
+	}
+	if len(r.deployment.Spec.Template.Annotations["checksum/policy"]) != 64 {
+		t.Error("no checksum/policy annotation: a changed policy would not roll the pods")
+	}
+}
+
 // checkSecret: credentials only as files from the Secret, through *_FILE variables.
 func checkSecret(t *testing.T, r rendered, c ciCase) {
 	t.Helper()
@@ -143,7 +193,7 @@ func checkSecret(t *testing.T, r rendered, c ciCase) {
 		if e.ValueFrom != nil {
 			t.Errorf("%s comes from valueFrom; credentials reach the container only as files", e.Name)
 		}
-		if strings.HasSuffix(e.Name, "_FILE") {
+		if strings.HasSuffix(e.Name, "_FILE") && e.Name != "POLICY_FILE" { // the policy is no credential: checkPolicy
 			fileVars = append(fileVars, e.Name)
 			mountedAt[e.Name] = e.Value
 		}
