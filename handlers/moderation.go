@@ -27,19 +27,14 @@ func moderationError(err error) error {
 }
 
 // handleBan bans an identity from a room (or every room) and removes it from there.
-func handleBan(issuer *token.Issuer, mod *moderation.Moderator, reply responder) http.HandlerFunc {
+func handleBan(mod *moderation.Moderator, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		caller := callerOf(r)
-		if err := issuer.Backend(caller); err != nil {
-			reply.error(w, r, err)
-			return
-		}
 		req, err := decode[moderation.BanRequest](w, r)
 		if err != nil {
 			reply.error(w, r, err)
 			return
 		}
-		ban, err := mod.Ban(r.Context(), req, caller.ServiceKeyID)
+		ban, err := mod.Ban(r.Context(), callerOf(r), req)
 		if err != nil {
 			reply.error(w, r, moderationError(err))
 			return
@@ -53,35 +48,31 @@ type banList struct {
 }
 
 // handleListBans lists the bans in force, filtered by room and identity when they are given.
-func handleListBans(issuer *token.Issuer, mod *moderation.Moderator, reply responder) http.HandlerFunc {
+func handleListBans(mod *moderation.Moderator, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := issuer.Backend(callerOf(r)); err != nil {
-			reply.error(w, r, err)
-			return
-		}
 		room, identity, err := banFilter(r, false)
 		if err != nil {
 			reply.error(w, r, err)
 			return
 		}
-		encode(w, http.StatusOK, banList{Bans: mod.Store.List(room, identity)})
+		bans, err := mod.List(callerOf(r), room, identity)
+		if err != nil {
+			reply.error(w, r, err)
+			return
+		}
+		encode(w, http.StatusOK, banList{Bans: bans})
 	}
 }
 
 // handleLiftBan lifts the ban of one identity from one room.
-func handleLiftBan(issuer *token.Issuer, mod *moderation.Moderator, reply responder) http.HandlerFunc {
+func handleLiftBan(mod *moderation.Moderator, reply responder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		caller := callerOf(r)
-		if err := issuer.Backend(caller); err != nil {
-			reply.error(w, r, err)
-			return
-		}
 		room, identity, err := banFilter(r, true)
 		if err != nil {
 			reply.error(w, r, err)
 			return
 		}
-		lifted, err := mod.Lift(r.Context(), room, identity, caller.ServiceKeyID)
+		lifted, err := mod.Lift(r.Context(), callerOf(r), room, identity)
 		switch {
 		case err != nil:
 			reply.error(w, r, moderationError(err))

@@ -84,9 +84,9 @@ func NewRouter(d Deps) http.Handler {
 		r.Post("/token/agent", handleAgent(d.Issuer, reply))
 		r.Post("/token/verify", handleVerify(d.Issuer, reply))
 		r.Post("/connection-details", handleConnectionDetails(d.Issuer, d.Dispatcher, reply))
-		r.Post("/moderation/bans", handleBan(d.Issuer, d.Moderator, reply))
-		r.Get("/moderation/bans", handleListBans(d.Issuer, d.Moderator, reply))
-		r.Delete("/moderation/bans", handleLiftBan(d.Issuer, d.Moderator, reply))
+		r.Post("/moderation/bans", handleBan(d.Moderator, reply))
+		r.Get("/moderation/bans", handleListBans(d.Moderator, reply))
+		r.Delete("/moderation/bans", handleLiftBan(d.Moderator, reply))
 	})
 	// LiveKit's webhooks carry LiveKit's signature, not a caller's credentials, and are not rate
 	// limited: one LiveKit server sends every room's events from one address.

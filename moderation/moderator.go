@@ -32,14 +32,21 @@ type Moderator struct {
 	Store    *Store
 	Enforcer *Enforcer
 	Log      zerolog.Logger
+	// Backend is the grant policy's word on whether a caller may use a backend endpoint: bans
+	// are one.
+	Backend func(token.Caller) error
 	// DefaultDuration is a ban's length when the request names none (MAX_TOKEN_TTL_SECONDS, at
 	// most MaxDuration): by then every token issued before the ban has expired.
 	DefaultDuration time.Duration
 }
 
-// Ban stores a ban made by the backend whose key id is by, then starts removing the identity
-// from the room (every room for AnyRoom) without waiting for LiveKit.
-func (m *Moderator) Ban(ctx context.Context, req BanRequest, by string) (Ban, error) {
+// Ban stores a ban made by the caller (a backend), then starts removing the identity from the
+// room (every room for AnyRoom) without waiting for LiveKit.
+func (m *Moderator) Ban(ctx context.Context, c token.Caller, req BanRequest) (Ban, error) {
+	if err := m.Backend(c); err != nil {
+		return Ban{}, err
+	}
+	by := c.ServiceKeyID
 	if err := CheckRoom("room", req.Room, true); err != nil {
 		return Ban{}, err
 	}
@@ -68,8 +75,20 @@ func (m *Moderator) Ban(ctx context.Context, req BanRequest, by string) (Ban, er
 	return b, nil
 }
 
+// List is the bans in force this replica knows, filtered by room and identity when not empty.
+func (m *Moderator) List(c token.Caller, room, identity string) ([]Ban, error) {
+	if err := m.Backend(c); err != nil {
+		return nil, err
+	}
+	return m.Store.List(room, identity), nil
+}
+
 // Lift ends the ban of identity from room; false when there was none in force.
-func (m *Moderator) Lift(ctx context.Context, room, identity, by string) (bool, error) {
+func (m *Moderator) Lift(ctx context.Context, c token.Caller, room, identity string) (bool, error) {
+	if err := m.Backend(c); err != nil {
+		return false, err
+	}
+	by := c.ServiceKeyID
 	b, existed, err := m.Store.Lift(ctx, room, identity)
 	if err != nil || !existed {
 		return false, err

@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	})
 	return handlers.Deps{
 		Dispatcher:  dispatcher,
-		Moderator:   &moderation.Moderator{Store: bans, Enforcer: enforcer, Log: log, DefaultDuration: cfg.MaxTTL()},
+		Moderator:   &moderation.Moderator{Store: bans, Enforcer: enforcer, Log: log, Backend: issuer.Backend, DefaultDuration: cfg.MaxTTL()},
 		WebhookKeys: lkauth.NewFileBasedKeyProviderFromMap(webhookKeys),
 		Issuer:      issuer, Policy: decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
 		CORSOrigins: cfg.AllowedOrigins(), TrustedProxies: cfg.TrustedProxyCIDRs(), ClientIPHeader: cfg.ClientIPHeader,
