@@ -50,10 +50,10 @@ func main() {
 // before 24 MiB, cut CPU per request by a quarter under load while peak RSS stayed under 40 MiB
 // (docs/performance.md). GOGC or GOMEMLIMIT in the environment win (the runtime read them).
 func tuneGC(cfg config.Config) {
-	if cfg.GoGC == "" {
+	if !cfg.GoGCSet {
 		debug.SetGCPercent(400)
 	}
-	if cfg.GoMemLimit == "" {
+	if !cfg.GoMemLimitSet {
 		debug.SetMemoryLimit(24 << 20)
 	}
 }
@@ -66,16 +66,13 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 		return err
 	}
 	tuneGC(cfg)
-	level, _ := zerolog.ParseLevel(cfg.LogLevel) // validated by Load
+	level := cfg.LogLevel
 	// Only the access log is buffered (it is most of the volume); start-up lines, warnings and
 	// errors are written at once, so none is lost however the process ends.
 	accessSink := logging.NewBufferedWriter(logOut, 100*time.Millisecond)
 	defer accessSink.Close()
 	log := logging.New(logOut, level, !cfg.Production())
 	redis.SetLogger(logging.Printf{Log: log, Component: "redis"})
-	for _, warning := range cfg.Warnings {
-		log.Warn().Msg(warning)
-	}
 
 	deps, closeDeps, err := app.New(ctx, cfg, version, log, logging.New(accessSink, level, !cfg.Production()))
 	if err != nil {
@@ -103,7 +100,7 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 			}
 			return err
 		}
-		log.Info().Str("addr", ln.Addr().String()).Str("env", cfg.AppEnv).Msg("listening")
+		log.Info().Str("addr", ln.Addr().String()).Str("env", cfg.Env).Msg("listening")
 		listeners = append(listeners, ln)
 	}
 
@@ -120,14 +117,14 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	// Report not-ready first and keep serving, so the load balancer stops sending new requests
 	// before the listener closes.
 	deps.Readiness.Drain()
-	log.Info().Dur("delay", cfg.ShutdownDelay()).Msg("shutting down: not ready")
+	log.Info().Dur("delay", cfg.ShutdownDelay).Msg("shutting down: not ready")
 	select {
-	case <-time.After(cfg.ShutdownDelay()):
+	case <-time.After(cfg.ShutdownDelay):
 	case err := <-served:
 		return err
 	}
 	// ctx is cancelled already, so the drain needs a deadline of its own.
-	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	for _, s := range servers {
 		if err := s.Shutdown(drainCtx); err != nil {

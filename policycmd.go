@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,9 @@ import (
 
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/config"
+	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/internal/app"
+	"github.com/token-service/token-service/issuance"
 	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/token"
 )
@@ -37,17 +39,21 @@ func policyCommand(args, environ []string, stdin io.Reader, stdout, stderr io.Wr
 		fmt.Fprintln(stderr, "token-service:", err)
 		return 2
 	}
-	settings := policy.SettingsFrom(cfg)
+	settings := app.PolicySettings(cfg)
 	switch {
 	case args[0] == "default" && len(args) == 1:
 		settings.File = ""
 		_, _ = stdout.Write(policy.DefaultText(settings))
 		return 0
 	case args[0] == "check" && len(args) == 2:
-		p, err := policy.Load(args[1])
+		// Checked as start-up would check it in this environment (SERVICE_API_KEYS matters).
+		p, err := policy.Load(args[1], policy.Options{ServiceKeys: settings.ServiceKeys})
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 2
+		}
+		for _, w := range p.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
 		}
 		fmt.Fprintf(stdout, "%s: valid\n", p.Source)
 		return 0
@@ -82,25 +88,131 @@ type explanation struct {
 	RoomConfig jsontext.Value    `json:"room_config,omitzero"`
 }
 
+// refusedReply is what explain prints for a refusal: the status and body the server answers.
+type refusedReply struct {
+	Refused struct {
+		Status  int    `json:"status"`
+		Error   string `json:"error"`
+		Field   string `json:"field,omitzero"`
+		Message string `json:"message"`
+	} `json:"refused"`
+}
+
 func explain(cfg config.Config, settings policy.Settings, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	in, err := explainArgs(args, stdin, stderr)
+	if err != nil {
+		if err != flag.ErrHelp {
+			fmt.Fprintln(stderr, "token-service: policy explain:", err)
+		}
+		return 2
+	}
+	engine, err := policy.New(settings)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	var c token.Caller
+	switch in.Caller {
+	case "", "anonymous":
+	case "service":
+		c = token.Caller{Service: true}
+	case "user":
+		ua := cfg.UserAuth
+		u, err := authn.Settings{IdentityClaim: ua.IdentityClaim, NameClaim: ua.NameClaim, RoomsClaim: ua.RoomsClaim}.User(in.Claims)
+		if err != nil {
+			fmt.Fprintln(stderr, "token-service: policy explain: claims:", err)
+			return 2
+		}
+		c = token.Caller{User: u}
+	default:
+		fmt.Fprintln(stderr, "token-service: policy explain: caller must be anonymous, user or service")
+		return 2
+	}
+	body := []byte(in.Request)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	g, err := plan(issuance.New(issuance.Deps{Policy: engine, Limits: token.Limits{MaxTTL: cfg.MaxTTL}}), c, in.Endpoint, body)
+	if err == errUnknownEndpoint {
+		fmt.Fprintln(stderr, "token-service: policy explain: endpoint must be /token, /token/agent or /connection-details")
+		return 2
+	}
+	if err != nil {
+		refusal, ok := handlers.RefusalOf(err)
+		if !ok {
+			fmt.Fprintln(stderr, "token-service: policy explain: request:", err)
+			return 2
+		}
+		var out refusedReply
+		out.Refused.Status, out.Refused.Error, out.Refused.Field, out.Refused.Message = refusal.Status, refusal.Code, refusal.Field, refusal.Message
+		writeJSON(stdout, out)
+		return 1
+	}
+	out := explanation{Rule: g.Rule, Profile: g.Profile, Identity: g.Identity, Room: g.Room, Name: g.Name, Metadata: g.Metadata,
+		Attributes: g.Attributes, Kind: kindName(g.Kind), TTLSeconds: int64(g.TTL.Seconds()), Grants: g.VideoGrant()}
+	if g.RoomConfig != nil {
+		out.RoomConfig, _ = protojson.MarshalOptions{UseProtoNames: true}.Marshal(g.RoomConfig)
+	}
+	writeJSON(stdout, out)
+	return 0
+}
+
+var errUnknownEndpoint = fmt.Errorf("unknown endpoint")
+
+// plan is the server's pass up to the decision, for one endpoint: admission, the body decoded as
+// the router decodes it, Validate and the policy, through the very functions the server runs.
+func plan(svc *issuance.Service, c token.Caller, endpoint string, body []byte) (token.Grant, error) {
+	switch endpoint {
+	case "", "/token", "/connection-details":
+		if err := svc.Admit(c, policy.Participant); err != nil {
+			return token.Grant{}, err
+		}
+		var req token.JoinRequest
+		if endpoint == "/connection-details" {
+			tsr, err := handlers.DecodeTokenSource(body)
+			if err != nil {
+				return token.Grant{}, err
+			}
+			req = token.JoinFromTokenSource(tsr, c.SignedIn() != nil)
+		} else {
+			var err error
+			if req, err = handlers.DecodeRequest[token.JoinRequest](body); err != nil {
+				return token.Grant{}, err
+			}
+		}
+		return svc.PlanJoin(c, &req)
+	case "/token/agent":
+		if err := svc.Admit(c, policy.Agent); err != nil {
+			return token.Grant{}, err
+		}
+		req, err := handlers.DecodeRequest[token.AgentRequest](body)
+		if err != nil {
+			return token.Grant{}, err
+		}
+		return svc.PlanAgent(c, &req)
+	}
+	return token.Grant{}, errUnknownEndpoint
+}
+
+// explainArgs reads explain's input from stdin, or from its flags.
+func explainArgs(args []string, stdin io.Reader, stderr io.Writer) (explainInput, error) {
 	flags := flag.NewFlagSet("policy explain", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	endpoint := flags.String("endpoint", "", "/token, /token/agent or /connection-details")
 	caller := flags.String("caller", "", "anonymous, user or service")
 	claims := flags.String("claims", "", "the end user's claims, as JSON")
 	request := flags.String("request", "", "the request body, as JSON (otherwise the whole input is read from stdin)")
-	if err := flags.Parse(args); err != nil {
-		return 2
-	}
 	var in explainInput
+	if err := flags.Parse(args); err != nil {
+		return in, flag.ErrHelp
+	}
 	if *request == "" {
 		data, err := io.ReadAll(io.LimitReader(stdin, 1<<20))
 		if err == nil {
 			err = json.Unmarshal(data, &in, json.RejectUnknownMembers(true))
 		}
 		if err != nil {
-			fmt.Fprintln(stderr, "token-service: policy explain: stdin:", err)
-			return 2
+			return in, fmt.Errorf("stdin: %w", err)
 		}
 	} else {
 		in.Request = jsontext.Value(*request)
@@ -114,81 +226,10 @@ func explain(cfg config.Config, settings policy.Settings, args []string, stdin i
 	if *claims != "" {
 		in.Claims = nil
 		if err := json.Unmarshal([]byte(*claims), &in.Claims); err != nil {
-			fmt.Fprintln(stderr, "token-service: policy explain: -claims:", err)
-			return 2
+			return in, fmt.Errorf("-claims: %w", err)
 		}
 	}
-
-	engine, err := policy.New(settings)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	var c token.Caller
-	switch in.Caller {
-	case "", "anonymous":
-	case "service":
-		c = token.Caller{Service: true}
-	case "user":
-		u, err := authn.Settings{IdentityClaim: cfg.AuthIdentityClaim, NameClaim: cfg.AuthNameClaim, RoomsClaim: cfg.AuthRoomsClaim}.User(in.Claims)
-		if err != nil {
-			fmt.Fprintln(stderr, "token-service: policy explain: claims:", err)
-			return 2
-		}
-		c = token.Caller{User: u}
-	default:
-		fmt.Fprintln(stderr, "token-service: policy explain: caller must be anonymous, user or service")
-		return 2
-	}
-	issuer := token.NewIssuer(token.Settings{DefaultTTL: cfg.DefaultTTL(), MaxTTL: cfg.MaxTTL(), Decider: engine})
-	body := []byte(in.Request)
-	if len(body) == 0 {
-		body = []byte("{}")
-	}
-	var g token.Grant
-	switch in.Endpoint {
-	case "", "/token":
-		var req token.JoinRequest
-		if err = json.Unmarshal(body, &req, json.RejectUnknownMembers(true)); err == nil {
-			g, err = issuer.PlanJoin(c, req)
-		}
-	case "/token/agent":
-		var req token.AgentRequest
-		if err = json.Unmarshal(body, &req, json.RejectUnknownMembers(true)); err == nil {
-			g, err = issuer.PlanAgent(c, req)
-		}
-	case "/connection-details":
-		var req livekit.TokenSourceRequest
-		if err = protojson.Unmarshal(body, &req); err == nil {
-			g, err = issuer.PlanConnectionDetails(c, &req)
-		}
-	default:
-		fmt.Fprintln(stderr, "token-service: policy explain: endpoint must be /token, /token/agent or /connection-details")
-		return 2
-	}
-	if err != nil {
-		var forbidden *token.Forbidden
-		var invalid *token.Invalid
-		switch {
-		case errors.As(err, &forbidden):
-			writeJSON(stdout, map[string]any{"refused": map[string]any{"status": 403, "error": "forbidden", "field": forbidden.Field, "message": forbidden.Reason}})
-		case errors.As(err, &invalid):
-			writeJSON(stdout, map[string]any{"refused": map[string]any{"status": 400, "error": "invalid_request", "field": invalid.Field, "message": invalid.Error()}})
-		case errors.Is(err, token.ErrUnauthenticated):
-			writeJSON(stdout, map[string]any{"refused": map[string]any{"status": 401, "error": "unauthorized", "message": err.Error()}})
-		default:
-			fmt.Fprintln(stderr, "token-service: policy explain: request:", err)
-			return 2
-		}
-		return 1
-	}
-	out := explanation{Rule: g.Rule, Profile: g.Profile, Identity: g.Identity, Room: g.Room, Name: g.Name, Metadata: g.Metadata,
-		Attributes: g.Attributes, Kind: kindName(g.Kind), TTLSeconds: int64(g.TTL.Seconds()), Grants: g.VideoGrant()}
-	if g.RoomConfig != nil {
-		out.RoomConfig, _ = protojson.MarshalOptions{UseProtoNames: true}.Marshal(g.RoomConfig)
-	}
-	writeJSON(stdout, out)
-	return 0
+	return in, nil
 }
 
 func kindName(k livekit.ParticipantInfo_Kind) string {

@@ -23,10 +23,6 @@ import (
 	"github.com/token-service/token-service/token"
 )
 
-// ErrBadCredentials means an Authorization header was sent and is not a valid service key or
-// user token. It never says which, nor why.
-var ErrBadCredentials = errors.New("the credentials sent are not valid")
-
 // leeway allows for clocks that differ a little between the identity provider and us.
 const leeway = 30 * time.Second
 
@@ -123,7 +119,7 @@ func strictSegments(raw string) error {
 }
 
 // Identify returns the caller behind r. A request with no Authorization header is anonymous; one
-// whose credentials do not verify is refused with ErrBadCredentials, except when the service
+// whose credentials do not verify is refused with token.ErrBadCredentials, except when the service
 // recognises nobody (nothing configured), where the header is ignored.
 func (a *Authenticator) Identify(r *http.Request) (token.Caller, error) {
 	header := r.Header.Get("Authorization")
@@ -140,11 +136,11 @@ func (a *Authenticator) Identify(r *http.Request) (token.Caller, error) {
 	case isBearer && a.keys != nil:
 		user, err := a.verifyUser(credential)
 		if err != nil {
-			return token.Caller{}, ErrBadCredentials
+			return token.Caller{}, token.ErrBadCredentials
 		}
 		return token.Caller{User: user}, nil
 	}
-	return token.Caller{}, ErrBadCredentials
+	return token.Caller{}, token.ErrBadCredentials
 }
 
 // serviceKeyID compares digests of the candidate and of every key, without stopping early, so

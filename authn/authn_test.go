@@ -15,6 +15,7 @@ import (
 
 	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/internal/testenv"
+	"github.com/token-service/token-service/token"
 )
 
 var keys = []string{strings.Repeat("a", 32), strings.Repeat("b", 48), strings.Repeat("c", 64)}
@@ -42,7 +43,7 @@ func TestIdentifyServiceKeys(t *testing.T) {
 		t.Errorf("no header: service %v err %v, want anonymous", service, err)
 	}
 	for _, bad := range []string{"Bearer ", "Bearer " + keys[0] + "x", "Bearer " + keys[0][1:], "Token " + keys[0], keys[0]} {
-		if service, err := identify(t, a, bad); service || err != authn.ErrBadCredentials {
+		if service, err := identify(t, a, bad); service || err != token.ErrBadCredentials {
 			t.Errorf("%q: service %v err %v, want ErrBadCredentials", bad, service, err)
 		}
 	}
@@ -109,7 +110,7 @@ func TestEdDSAUserTokenFromJWKS(t *testing.T) {
 	}
 	raw := testenv.MintJWT(t, jwt.SigningMethodHS256, []byte(pub), "ed1", jwt.MapClaims{"iss": "idp", "aud": "app", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
 	r.Header.Set("Authorization", "Bearer "+raw)
-	if _, err := a.Identify(r); err != authn.ErrBadCredentials {
+	if _, err := a.Identify(r); err != token.ErrBadCredentials {
 		t.Errorf("HS256 keyed with the Ed25519 public key: %v", err)
 	}
 }

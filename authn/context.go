@@ -29,7 +29,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 }
 
 // CallerOf returns the caller Middleware established (anonymous if it did not run), and
-// ErrBadCredentials if the request's credentials did not verify.
+// token.ErrBadCredentials if the request's credentials did not verify.
 func CallerOf(r *http.Request) (token.Caller, error) {
 	id, _ := r.Context().Value(callerKey{}).(identified)
 	return id.caller, id.err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/token-service/token-service/authn"
+	"github.com/token-service/token-service/token"
 )
 
 const userSecret = "user-jwt-shared-secret-0123456789abcdef"
@@ -63,7 +64,7 @@ func TestUserTokenIsReadStrictly(t *testing.T) {
 		"payload not JSON":        signRaw(head, `{"sub":"a",`),
 		"payload with a trailer":  signRaw(head, claims(`"sub":"alice"`)+`{}`),
 	} {
-		if _, err := identify(t, a, "Bearer "+tok); err != authn.ErrBadCredentials {
+		if _, err := identify(t, a, "Bearer "+tok); err != token.ErrBadCredentials {
 			t.Errorf("%s: err %v, want ErrBadCredentials", name, err)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/token-service/token-service/config"
 )
 
@@ -17,14 +19,14 @@ func TestDevelopmentDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AppEnv != config.Development || cfg.Port != 3001 || cfg.APIKey != "devkey" || cfg.APISecret.Reveal() != "secret" ||
-		cfg.WSURL != "ws://localhost:7880" || cfg.LogLevel != "debug" || cfg.DefaultTTL() != time.Hour ||
-		cfg.MaxTTL() != 24*time.Hour || cfg.RateLimitWindow() != time.Minute || cfg.RateLimitMaxRequests != 100 ||
-		cfg.ShutdownDelay() != 0 || cfg.ShutdownTimeout() != 15*time.Second || cfg.ListenAddr() != ":3001" {
+	if cfg.Env != config.Development || cfg.Port != 3001 || cfg.LiveKit.APIKey != "devkey" || cfg.LiveKit.APISecret.Reveal() != "secret" ||
+		cfg.LiveKit.WSURL != "ws://localhost:7880" || cfg.LogLevel != zerolog.DebugLevel || cfg.DefaultTTL != time.Hour ||
+		cfg.MaxTTL != 24*time.Hour || cfg.RateLimit.Window != time.Minute || cfg.RateLimit.Max != 100 ||
+		cfg.ShutdownDelay != 0 || cfg.ShutdownTimeout != 15*time.Second || cfg.ListenAddr() != ":3001" || !cfg.Open {
 		t.Errorf("defaults = %+v", cfg)
 	}
-	if fmt.Sprint(cfg.AllowedOrigins()) != "[*]" || len(cfg.TrustedProxyCIDRs()) != 0 {
-		t.Errorf("origins %v proxies %v", cfg.AllowedOrigins(), cfg.TrustedProxyCIDRs())
+	if fmt.Sprint(cfg.CORSOrigins) != "[*]" || len(cfg.TrustedProxies) != 0 {
+		t.Errorf("origins %v proxies %v", cfg.CORSOrigins, cfg.TrustedProxies)
 	}
 	if len(cfg.Warnings) != 2 {
 		t.Errorf("warnings = %q, want one for the credentials and one for the URL", cfg.Warnings)
@@ -46,11 +48,11 @@ func TestProductionNeedsEverything(t *testing.T) {
 func TestNodeEnvIsReadWhenAppEnvIsUnset(t *testing.T) {
 	prod := []string{"LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + longSecret, "LIVEKIT_WS_URL=wss://lk.example.com"}
 	cfg, err := config.Load(append(prod, "NODE_ENV=production"))
-	if err != nil || !cfg.Production() || cfg.LogLevel != "info" {
+	if err != nil || !cfg.Production() || cfg.LogLevel != zerolog.InfoLevel {
 		t.Fatalf("cfg = %+v, err = %v", cfg, err)
 	}
 	cfg, err = config.Load(append(prod, "NODE_ENV=production", "APP_ENV=test"))
-	if err != nil || cfg.AppEnv != config.Test {
+	if err != nil || cfg.Env != config.Test {
 		t.Fatalf("APP_ENV must win over NODE_ENV: %+v, %v", cfg, err)
 	}
 	if _, err := config.Load([]string{"NODE_ENV=staging"}); err == nil || !strings.Contains(err.Error(), "NODE_ENV") {
@@ -108,9 +110,9 @@ func TestListsAreParsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(cfg.AllowedOrigins()) != "[https://a.example.com http://localhost:5173]" ||
-		fmt.Sprint(cfg.TrustedProxyCIDRs()) != "[10.0.0.0/8 192.168.1.1/32]" {
-		t.Errorf("origins %v proxies %v", cfg.AllowedOrigins(), cfg.TrustedProxyCIDRs())
+	if fmt.Sprint(cfg.CORSOrigins) != "[https://a.example.com http://localhost:5173]" ||
+		fmt.Sprint(cfg.TrustedProxies) != "[10.0.0.0/8 192.168.1.1/32]" {
+		t.Errorf("origins %v proxies %v", cfg.CORSOrigins, cfg.TrustedProxies)
 	}
 }
 
@@ -124,7 +126,7 @@ func TestSecretNeverPrints(t *testing.T) {
 			t.Errorf("%s prints the secret: %s", format, out)
 		}
 	}
-	if b, _ := cfg.APISecret.MarshalJSON(); strings.Contains(string(b), longSecret) {
+	if b, _ := cfg.LiveKit.APISecret.MarshalJSON(); strings.Contains(string(b), longSecret) {
 		t.Errorf("JSON prints the secret: %s", b)
 	}
 }
@@ -132,20 +134,20 @@ func TestSecretNeverPrints(t *testing.T) {
 func TestServiceKeysAndUserAuth(t *testing.T) {
 	key1, key2 := strings.Repeat("a", 32), strings.Repeat("b", 40)
 	cfg, err := config.Load([]string{"SERVICE_API_KEYS=" + key1 + " , " + key2})
-	if err != nil || fmt.Sprint(cfg.ServiceKeys()) != "["+key1+" "+key2+"]" || cfg.UserAuth() {
-		t.Fatalf("cfg %v err %v", cfg.ServiceKeys(), err)
+	if err != nil || len(cfg.ServiceKeys) != 2 || cfg.ServiceKeys[0].Reveal() != key1 || cfg.ServiceKeys[1].Reveal() != key2 || cfg.UserAuth.Enabled() {
+		t.Fatalf("cfg %v err %v", cfg.ServiceKeys, err)
 	}
 	if _, err := config.Load([]string{"SERVICE_API_KEYS=" + key1 + ",short"}); err == nil || strings.Contains(err.Error(), "short") {
 		t.Errorf("a short service key must be refused without being printed: %v", err)
 	}
 
 	cfg, err = config.Load([]string{"AUTH_JWKS_URL=http://127.0.0.1:9/jwks", "AUTH_JWT_ISSUER=https://idp", "AUTH_JWT_AUDIENCE=app"})
-	if err != nil || !cfg.UserAuth() || fmt.Sprint(cfg.JWTAlgorithms()) != "[RS256 ES256 EdDSA]" {
-		t.Fatalf("jwks: %v %v", cfg.JWTAlgorithms(), err)
+	if err != nil || !cfg.UserAuth.Enabled() || fmt.Sprint(cfg.UserAuth.Algorithms) != "[RS256 ES256 EdDSA]" {
+		t.Fatalf("jwks: %v %v", cfg.UserAuth.Algorithms, err)
 	}
 	cfg, err = config.Load([]string{"AUTH_JWT_SECRET=s", "AUTH_JWT_ISSUER=i", "AUTH_JWT_AUDIENCE=a"})
-	if err != nil || fmt.Sprint(cfg.JWTAlgorithms()) != "[HS256]" {
-		t.Fatalf("secret: %v %v", cfg.JWTAlgorithms(), err)
+	if err != nil || fmt.Sprint(cfg.UserAuth.Algorithms) != "[HS256]" {
+		t.Fatalf("secret: %v %v", cfg.UserAuth.Algorithms, err)
 	}
 	for _, tc := range []struct {
 		env  []string
@@ -171,9 +173,10 @@ func TestServiceKeysAndUserAuth(t *testing.T) {
 func TestOperatorVariables(t *testing.T) {
 	cfg, err := config.Load([]string{"METRICS_PORT=9090", "REDIS_URL=rediss://:pw-123@redis:6380/1",
 		"LIVEKIT_KEYS=APIold: old-secret\nAPIolder: older-secret"})
-	if err != nil || cfg.MetricsAddr() != ":9090" || cfg.RedisURL.Reveal() != "rediss://:pw-123@redis:6380/1" ||
-		fmt.Sprint(cfg.VerifyOnlyKeys()) != "map[APIold:old-secret APIolder:older-secret]" {
-		t.Fatalf("cfg %v %v err %v", cfg.MetricsAddr(), cfg.VerifyOnlyKeys(), err)
+	if err != nil || cfg.MetricsAddr() != ":9090" || cfg.Redis.Options == nil || cfg.Redis.Options.Password != "pw-123" ||
+		cfg.Redis.Options.Addr != "redis:6380" || cfg.Redis.Options.DB != 1 || cfg.Redis.Options.TLSConfig == nil ||
+		len(cfg.LiveKit.VerifyKeys) != 2 || cfg.LiveKit.VerifyKeys["APIold"].Reveal() != "old-secret" || cfg.LiveKit.VerifyKeys["APIolder"].Reveal() != "older-secret" {
+		t.Fatalf("cfg %v %v err %v", cfg.MetricsAddr(), cfg.LiveKit.VerifyKeys, err)
 	}
 	for _, tc := range []struct {
 		env      []string
@@ -204,8 +207,8 @@ func TestAPIURLFollowsWSURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.APIURL != tc.want {
-			t.Errorf("LIVEKIT_WS_URL=%s LIVEKIT_API_URL=%q: API URL %q, want %q", tc.ws, tc.api, cfg.APIURL, tc.want)
+		if cfg.LiveKit.APIURL != tc.want {
+			t.Errorf("LIVEKIT_WS_URL=%s LIVEKIT_API_URL=%q: API URL %q, want %q", tc.ws, tc.api, cfg.LiveKit.APIURL, tc.want)
 		}
 	}
 	_, err := config.Load([]string{"LIVEKIT_API_URL=ftp://x", "LIVEKIT_API_TIMEOUT_MS=0"})

@@ -3,7 +3,6 @@ package config_test
 import (
 	"bufio"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -32,12 +31,7 @@ func TestEnvExampleMatchesConfig(t *testing.T) {
 		environ = append(environ, line)
 		listed = append(listed, name)
 	}
-	var known []string
-	for field := range reflect.TypeFor[config.Config]().Fields() {
-		if name, _, _ := strings.Cut(field.Tag.Get("env"), ","); name != "" && name != "-" {
-			known = append(known, name)
-		}
-	}
+	known := config.Variables()
 	slices.Sort(listed)
 	slices.Sort(known)
 	if !slices.Equal(listed, known) {

@@ -42,9 +42,9 @@ func TestSecretsFromFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.APISecret.Reveal() != secret || cfg.ServiceKeys()[0] != keys || cfg.AuthJWTSecret.Reveal() != jwtSecret ||
-		cfg.VerifyOnlyKeys()["APIold"] != longSecret || cfg.RedisURL.Reveal() != "redis://:pw@127.0.0.1:6379/0" {
-		t.Errorf("file contents not taken, trailing newline kept, or both: %q", cfg.APISecret.Reveal())
+	if cfg.LiveKit.APISecret.Reveal() != secret || cfg.ServiceKeys[0].Reveal() != keys || cfg.UserAuth.JWTSecret.Reveal() != jwtSecret ||
+		cfg.LiveKit.VerifyKeys["APIold"].Reveal() != longSecret || cfg.Redis.Options.Password != "pw" || cfg.Redis.Options.Addr != "127.0.0.1:6379" {
+		t.Errorf("file contents not taken, trailing newline kept, or both: %q", cfg.LiveKit.APISecret.Reveal())
 	}
 
 	out := problems(t, append(production, "LIVEKIT_API_SECRET_FILE="+write("again", secret))...)

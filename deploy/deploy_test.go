@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,16 +27,8 @@ import (
 	"github.com/token-service/token-service/internal/testenv/wait"
 )
 
-// knownVariables are the environment variables config.Config reads.
-func knownVariables() []string {
-	var names []string
-	for field := range reflect.TypeFor[config.Config]().Fields() {
-		if name, _, _ := strings.Cut(field.Tag.Get("env"), ","); name != "" && name != "-" {
-			names = append(names, name)
-		}
-	}
-	return names
-}
+// knownVariables are the environment variables the service reads.
+func knownVariables() []string { return config.Variables() }
 
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
@@ -107,7 +98,7 @@ func TestComposeStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the compose environment does not load: %v", err)
 	}
-	if cfg.APIKey != "devkey" || cfg.APISecret.Reveal() != "secret" || cfg.WSURL != "ws://localhost:7880" || cfg.RedisURL.Reveal() != "redis://redis:6379/0" {
+	if !cfg.DevCredentials() || cfg.LiveKit.WSURL != "ws://localhost:7880" || cfg.Redis.Options == nil || cfg.Redis.Options.Addr != "redis:6379" || cfg.Redis.Options.DB != 0 {
 		t.Errorf("compose does not match LiveKit --dev and the redis service: %+v", cfg)
 	}
 }

@@ -142,7 +142,7 @@ func TestAgentJoinsAsAgent(t *testing.T) {
 		t.Errorf("agent participant = kind %v name %q permission %v", p.Kind, p.Name, p.Permission)
 	}
 	status, _, reply := svc.post(t, "/token", map[string]any{"room": room, "identity": "agent-media-bridge"})
-	if status != http.StatusBadRequest || reply["field"] != "identity" {
+	if status != http.StatusForbidden || reply["field"] != "identity" {
 		t.Errorf("a user token for the agent's identity: %d %v", status, reply)
 	}
 }

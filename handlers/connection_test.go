@@ -58,14 +58,18 @@ func TestConnectionDetails(t *testing.T) {
 		{"not JSON", `{"room_name":`, "invalid_json", ""},
 		{"an array", `[]`, "invalid_request", ""},
 		{"wrong type", `{"room_name":5}`, "invalid_request", ""},
-		{"agent identity", `{"participant_identity":"agent-x"}`, "invalid_request", "identity"},
+		{"agent identity", `{"participant_identity":"agent-x"}`, "forbidden", "identity"},
 		{"control characters", `{"room_name":"a\u0000"}`, "invalid_request", "room"},
 		{"storage credentials", `{"room_config":{"egress":{"room":{"room_name":"r","file_outputs":[{"s3":{"access_key":"AK","secret":"SECRET"}}]}}}}`, "invalid_request", "room_config.egress.room.file_outputs.s3.access_key"},
 		{"huge attributes", `{"participant_attributes":{"k":"` + strings.Repeat("v", 64<<10) + `"}}`, "invalid_request", "attributes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := srv.post(t, "/connection-details", tc.body)
-			r.wantError(t, 400, tc.code, tc.field)
+			status := 400
+			if tc.code == "forbidden" {
+				status = 403
+			}
+			r.wantError(t, status, tc.code, tc.field)
 			if strings.Contains(r.raw, "SECRET") {
 				t.Error("the reply echoes the storage secret")
 			}

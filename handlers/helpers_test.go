@@ -42,7 +42,7 @@ func newServer(t *testing.T, env ...string) *testServer {
 // newRouter is the real router with a test configuration, for callers that need no socket.
 func newRouter(t testing.TB, env ...string) (http.Handler, *logtest.Buffer, *handlers.Readiness) {
 	t.Helper()
-	environ := append([]string{"APP_ENV=test", "LIVEKIT_API_KEY=" + testKey, "LIVEKIT_API_SECRET=" + testSecret,
+	environ := append([]string{"APP_ENV=development", "LIVEKIT_API_KEY=" + testKey, "LIVEKIT_API_SECRET=" + testSecret,
 		"LIVEKIT_WS_URL=" + testWSURL, "LOG_LEVEL=debug",
 		// LiveKit's server API (bans, agent dispatch) on a port nothing listens on: a call fails at once.
 		"LIVEKIT_API_URL=http://127.0.0.1:9"}, env...)

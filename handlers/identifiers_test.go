@@ -41,9 +41,12 @@ func TestLookAlikeIdentifiersAreRefused(t *testing.T) {
 			srv.post(t, "/connection-details", `{"room_name":`+q+`}`).wantError(t, 400, "invalid_request", "room")
 		})
 	}
-	for _, reserved := range []string{"AGENT-media-bridge", "Agent-x", "ａｇｅｎｔ-x", "agent-x"} {
-		srv.post(t, "/token", `{"room":"r","identity":`+strconv.Quote(reserved)+`}`).wantError(t, 400, "invalid_request", "identity")
+	// The agent- namespace is the policy's to keep (403); a fullwidth form fails the identifier
+	// rule first (400).
+	for _, reserved := range []string{"AGENT-media-bridge", "Agent-x", "agent-x"} {
+		srv.post(t, "/token", `{"room":"r","identity":`+strconv.Quote(reserved)+`}`).wantError(t, 403, "forbidden", "identity")
 	}
+	srv.post(t, "/token", `{"room":"r","identity":"ａｇｅｎｔ-x"}`).wantError(t, 400, "invalid_request", "identity")
 	// What existing clients send still works: ASCII, letters of any script, single inner spaces.
 	for _, good := range []string{"alice", "user_42@example.com", "José", "李雷", "Team Standup", "a-b.c:d/e"} {
 		if r := srv.post(t, "/token", fmt.Sprintf(`{"room":%q,"identity":%q}`, good, good)); r.status != http.StatusOK {
@@ -78,11 +81,14 @@ func TestDisplayNamesFollowTheNicknameRule(t *testing.T) {
 func TestIdPSubjectFollowsTheIdentifierRule(t *testing.T) {
 	srv := newServer(t, "AUTH_JWT_SECRET="+hostileUserSecret, "AUTH_JWT_ISSUER=idp", "AUTH_JWT_AUDIENCE=app")
 	exp, now := time.Now().Add(time.Hour).Unix(), time.Now().Unix()
-	for name, sub := range map[string]string{"U+200B": "\u200bagent-media-bridge", "fullwidth": "ａｌｉｃｅ", "AGENT-": "AGENT-x", "U+202E": "a\u202eb"} {
+	for name, sub := range map[string]string{"U+200B": "\u200bagent-media-bridge", "fullwidth": "ａｌｉｃｅ", "U+202E": "a\u202eb"} {
 		tok := rawUserJWT(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"iss":"idp","aud":"app","exp":%d,"iat":%d,"sub":%q}`, exp, now, sub))
 		t.Run(name, func(t *testing.T) {
 			srv.post(t, "/token", `{"room":"r"}`, "Authorization: Bearer "+tok).wantError(t, 400, "invalid_request", "identity")
 			srv.post(t, "/connection-details", `{}`, "Authorization: Bearer "+tok).wantError(t, 400, "invalid_request", "identity")
 		})
 	}
+	// A subject in the agent- namespace is a valid identifier that no participant may hold.
+	tok := rawUserJWT(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"iss":"idp","aud":"app","exp":%d,"iat":%d,"sub":"AGENT-x"}`, exp, now))
+	srv.post(t, "/token", `{"room":"r"}`, "Authorization: Bearer "+tok).wantError(t, 403, "forbidden", "identity")
 }

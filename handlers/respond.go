@@ -1,23 +1,26 @@
 package handlers
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/livekit/protocol/livekit"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/token-service/token-service/authn"
 	"github.com/token-service/token-service/middleware"
+	"github.com/token-service/token-service/moderation"
 	"github.com/token-service/token-service/token"
 )
 
@@ -28,12 +31,13 @@ const MaxBodyBytes = 256 << 10
 const maxEchoedFieldLen = 64
 
 // apiError is a reply that is not a token: a status, a stable code for programs, a sentence for
-// people and, when one field is at fault, its name.
+// people and, when one field is at fault, its name. A 401 carries its WWW-Authenticate challenge.
 type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"error"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitzero"`
+	Status    int    `json:"-"`
+	Code      string `json:"error"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitzero"`
+	challenge string
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -47,6 +51,53 @@ var (
 	errMediaType        = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "request body must be JSON (Content-Type: application/json)"}
 )
 
+// Refusal is how the service answers a refused request: Status, and the JSON body's error
+// code, message and field.
+type Refusal struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+// RefusalOf is the one table from errors to replies (the router's, the moderation endpoints' and
+// policy explain's); ok is false for an error that is ours, answered 500 with no detail.
+func RefusalOf(err error) (r Refusal, ok bool) {
+	reply, ok := refusal(err)
+	if !ok {
+		return Refusal{}, false
+	}
+	return Refusal{Status: reply.Status, Code: reply.Code, Message: reply.Message, Field: reply.Field}, true
+}
+
+func refusal(err error) (*apiError, bool) {
+	var reply *apiError
+	var invalid *token.Invalid
+	var unauthorized *token.Unauthorized
+	var forbidden *token.Forbidden
+	switch {
+	case errors.As(err, &reply):
+		return reply, true
+	case errors.As(err, &invalid):
+		return badRequest("invalid_request", invalid.Error(), invalid.Field), true
+	case errors.As(err, &unauthorized):
+		challenge := "Bearer"
+		if unauthorized.BadCredentials {
+			challenge = `Bearer error="invalid_token"`
+		}
+		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: unauthorized.Error(), challenge: challenge}, true
+	case errors.As(err, &forbidden):
+		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: forbidden.Reason, Field: forbidden.Field}, true
+	case errors.Is(err, moderation.ErrUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: moderation.ErrUnavailable.Error() + ": retry"}, true
+	case errors.Is(err, moderation.ErrFull):
+		return &apiError{Status: http.StatusConflict, Code: "too_many_bans", Message: strconv.Itoa(moderation.MaxBans) + " bans are held already: lift some, or wait for them to expire"}, true
+	case errors.Is(err, moderation.ErrNoSuchBan):
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: moderation.ErrNoSuchBan.Error()}, true
+	}
+	return nil, false
+}
+
 // requestLineBytes is what the request line takes of the header limit, as net/http counts it:
 // method, target and protocol, with their spaces and CRLF. The method counts too, since a
 // caller may send one of 60 KB.
@@ -59,14 +110,29 @@ func badRequest(code, message, field string) *apiError {
 }
 
 // decode reads one JSON object of type T from the request. Every way a body can be wrong comes
-// back as an *apiError naming the field where there is one: unknown and duplicate members are
+// back as an error naming the field where there is one: unknown and duplicate members are
 // refused so that a typo such as "canpublish" is never silently ignored.
 func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
-	var v T
 	body, err := jsonBody(w, r)
 	if err != nil {
-		return v, err
+		var zero T
+		return zero, err
 	}
+	return decodeFrom[T](body)
+}
+
+// DecodeRequest reads a request body as the router does, with the same refusals: policy explain
+// decodes with it, so that it refuses exactly what the server refuses.
+func DecodeRequest[T any](body []byte) (T, error) {
+	if len(body) > MaxBodyBytes {
+		var zero T
+		return zero, errTooLarge
+	}
+	return decodeFrom[T](bytes.NewReader(body))
+}
+
+func decodeFrom[T any](body io.Reader) (T, error) {
+	var v T
 	// Streamed rather than read whole first: that would cost two allocations per request.
 	if err := json.UnmarshalRead(body, &v, json.RejectUnknownMembers(true)); err != nil {
 		return v, decodeError(overLimit(body, err))
@@ -75,16 +141,45 @@ func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 }
 
 // jsonBody applies the rules every body shares: at most MaxBodyBytes, and a JSON content type.
-// An announced length over the limit is refused before a byte is read; an unannounced one
+// An announced length over the limit is refused before a byte is used; an unannounced one
 // (chunked) fails the read at the limit, which decodeError turns into a 413.
 func jsonBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
 	if r.ContentLength > MaxBodyBytes {
-		return nil, errTooLarge
+		return nil, tooLarge(w, r.Body)
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, errMediaType
 	}
-	return http.MaxBytesReader(w, r.Body, MaxBodyBytes), nil
+	return &bodyReader{limited: http.MaxBytesReader(w, r.Body, MaxBodyBytes), body: r.Body, w: w}, nil
+}
+
+// maxDrainBytes is the most of a refused body read before its 413 is sent. net/http closes the
+// connection after a reply that left more than 256 KiB of the body unread, and a client still
+// writing then sees a reset instead of its 413; reading the rest first, up to a bound (the read
+// timeout bounds the time), lets an ordinary client read why it was refused.
+const maxDrainBytes = 1 << 20
+
+func tooLarge(w http.ResponseWriter, body io.Reader) error {
+	if n, _ := io.CopyN(io.Discard, body, maxDrainBytes+1); n > maxDrainBytes {
+		w.Header().Set("Connection", "close")
+	}
+	return errTooLarge
+}
+
+// bodyReader is the capped body; past the cap the rest is drained (tooLarge) before the 413.
+type bodyReader struct {
+	limited io.Reader
+	body    io.Reader
+	w       http.ResponseWriter
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.limited.Read(p)
+	var over *http.MaxBytesError
+	if errors.As(err, &over) {
+		return n, tooLarge(b.w, b.body)
+	}
+	return n, err
 }
 
 // overLimit decides which of two mistakes a failed decode reports. The decoder stops at the first
@@ -92,11 +187,8 @@ func jsonBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
 // limit must be a 413 whatever it holds, so the rest of the body is read (up to the limit) to see
 // whether it is too large.
 func overLimit(body io.Reader, err error) error {
-	if _, drainErr := io.Copy(io.Discard, body); drainErr != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(drainErr, &tooLarge) {
-			return drainErr
-		}
+	if _, drainErr := io.Copy(io.Discard, body); errors.Is(drainErr, errTooLarge) {
+		return drainErr
 	}
 	return err
 }
@@ -113,6 +205,19 @@ func decodeProto(w http.ResponseWriter, r *http.Request, msg proto.Message) erro
 	if err != nil {
 		return decodeError(err)
 	}
+	return protoFrom(body, msg)
+}
+
+// DecodeTokenSource reads POST /connection-details' body as the router does (policy explain).
+func DecodeTokenSource(body []byte) (*livekit.TokenSourceRequest, error) {
+	if len(body) > MaxBodyBytes {
+		return nil, errTooLarge
+	}
+	var req livekit.TokenSourceRequest
+	return &req, protoFrom(body, &req)
+}
+
+func protoFrom(body []byte, msg proto.Message) error {
 	if !jsontext.Value(body).IsValid() {
 		return badRequest("invalid_json", "request body is not valid JSON", "")
 	}
@@ -130,13 +235,15 @@ func isJSON(contentType string) bool {
 	return err == nil && (mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"))
 }
 
-func decodeError(err error) *apiError {
-	var tooLarge *http.MaxBytesError
+func decodeError(err error) error {
+	var invalid *token.Invalid
 	var semantic *json.SemanticError
 	var syntactic *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &tooLarge):
+	case errors.Is(err, errTooLarge):
 		return errTooLarge
+	case errors.As(err, &invalid): // a field's own decoder refused it (room_config)
+		return invalid
 	case errors.Is(err, json.ErrUnknownName) && errors.As(err, &semantic):
 		field := fieldName(semantic.JSONPointer)
 		return badRequest("invalid_request", "unknown field "+field, field)
@@ -198,27 +305,16 @@ func encode(w http.ResponseWriter, status int, v any) {
 // responder writes error replies, and logs the ones that are our fault.
 type responder struct{ log zerolog.Logger }
 
-// error is the one place an error becomes a reply: client mistakes keep their status and
-// message; anything else is our fault, logged in full and answered with no detail.
+// error is the one place an error becomes a reply: a refusal keeps its status and message
+// (RefusalOf); anything else is our fault, logged in full and answered with no detail.
 func (rs responder) error(w http.ResponseWriter, r *http.Request, err error) {
-	var reply *apiError
-	var invalid *token.Invalid
-	var forbidden *token.Forbidden
-	switch {
-	case errors.As(err, &reply):
-	case errors.As(err, &invalid):
-		reply = badRequest("invalid_request", invalid.Error(), invalid.Field)
-	case errors.Is(err, authn.ErrBadCredentials):
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		reply = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}
-	case errors.Is(err, token.ErrUnauthenticated):
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		reply = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}
-	case errors.As(err, &forbidden):
-		reply = &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: forbidden.Reason, Field: forbidden.Field}
-	default:
+	reply, ok := refusal(err)
+	if !ok {
 		rs.log.Error().Str("request_id", middleware.RequestIDOf(w)).Str("route", chi.RouteContext(r.Context()).RoutePattern()).Err(err).Msg("request failed")
 		reply = errInternal
+	}
+	if reply.challenge != "" {
+		w.Header().Set("WWW-Authenticate", reply.challenge)
 	}
 	encode(w, reply.Status, reply)
 }

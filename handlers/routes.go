@@ -4,6 +4,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"time"
@@ -13,34 +14,32 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/token-service/token-service/authn"
-	"github.com/token-service/token-service/dispatch"
+	"github.com/token-service/token-service/issuance"
 	"github.com/token-service/token-service/metrics"
 	"github.com/token-service/token-service/middleware"
 	"github.com/token-service/token-service/moderation"
 	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/ratelimit"
-	"github.com/token-service/token-service/token"
 )
 
 // Deps are what the router serves with; run builds them (internal/app) and the router only
 // mounts them.
 type Deps struct {
-	Issuer    *token.Issuer
-	Policy    *policy.Engine // what Issuer decides with; run reloads it on SIGHUP
+	// Service runs the pass from request to token: validate, decide, sign, dispatch.
+	Service   *issuance.Service
+	Policy    *policy.Engine // what Service decides with; run reloads it on SIGHUP
 	Auth      *authn.Authenticator
 	Limiter   *ratelimit.Limiter
 	Readiness *Readiness
 	Metrics   *metrics.Metrics
 	Moderator *moderation.Moderator
-	// Dispatcher makes sure a token's agents are dispatched when the room exists already.
-	Dispatcher *dispatch.Dispatcher
 	// WebhookKeys verify LiveKit's webhooks: the configured key and the verify-only ones.
 	WebhookKeys auth.KeyProvider
 	Log         zerolog.Logger // warnings, errors, recovered panics
 	AccessLog   zerolog.Logger // one line per request
 
-	CORSOrigins    []string // ["*"] allows every origin
-	TrustedProxies []string // CIDRs whose ClientIPHeader is believed
+	CORSOrigins    []string       // ["*"] allows every origin
+	TrustedProxies []netip.Prefix // proxies whose ClientIPHeader is believed
 	ClientIPHeader string
 	ServeMetrics   bool // false when /metrics has a listener of its own
 }
@@ -70,23 +69,24 @@ func NewRouter(d Deps) http.Handler {
 	}
 	// The token routes (never health or readiness, which load balancers poll): who is calling,
 	// then the rate limit keyed by it, then the refusal of credentials that did not verify, so
-	// that a flood of bad credentials is limited by its address.
+	// that a flood of bad credentials is limited by its address; then whether any rule could
+	// admit this caller at all (a 401 before a byte of the body is read).
 	rateLimited := func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errRateLimited) }
 	// One bound on large bodies for every route that reads one.
 	largeBodies := middleware.LargeBodies(largeBody, runtime.GOMAXPROCS(0), 2*time.Second, rateLimited)
+	admit := func(ep policy.Endpoint) func(http.Handler) http.Handler { return admission(d.Service, ep, reply) }
 	r.Group(func(r chi.Router) {
 		r.Use(d.Auth.Middleware)
 		r.Use(d.Limiter.Middleware(rateLimited))
 		r.Use(refuseBadCredentials(reply))
-		r.Use(largeBodies)
 		r.Use(middleware.NoStore)
-		r.Post("/token", handleJoin(d.Issuer, d.Dispatcher, reply))
-		r.Post("/token/agent", handleAgent(d.Issuer, reply))
-		r.Post("/token/verify", handleVerify(d.Issuer, reply))
-		r.Post("/connection-details", handleConnectionDetails(d.Issuer, d.Dispatcher, reply))
-		r.Post("/moderation/bans", handleBan(d.Moderator, reply))
-		r.Get("/moderation/bans", handleListBans(d.Moderator, reply))
-		r.Delete("/moderation/bans", handleLiftBan(d.Moderator, reply))
+		r.With(admit(policy.Participant), largeBodies).Post("/token", handleJoin(d.Service, reply))
+		r.With(admit(policy.Agent), largeBodies).Post("/token/agent", handleAgent(d.Service, reply))
+		r.With(admit(policy.Backend), largeBodies).Post("/token/verify", handleVerify(d.Service, reply))
+		r.With(admit(policy.Participant), largeBodies).Post("/connection-details", handleConnectionDetails(d.Service, reply))
+		r.With(admit(policy.Backend), largeBodies).Post("/moderation/bans", handleBan(d.Moderator, reply))
+		r.With(admit(policy.Backend)).Get("/moderation/bans", handleListBans(d.Moderator, reply))
+		r.With(admit(policy.Backend)).Delete("/moderation/bans", handleLiftBan(d.Moderator, reply))
 	})
 	// LiveKit's webhooks carry LiveKit's signature, not a caller's credentials, and are not rate
 	// limited: one LiveKit server sends every room's events from one address.
@@ -102,11 +102,25 @@ func NewRouter(d Deps) http.Handler {
 const largeBody = 16 << 10
 
 // refuseBadCredentials answers 401 when the Authorization header did not verify; what a caller
-// that did verify may ask for is decided later by the issuer's policy.
+// that did verify may ask for is the policy's to decide.
 func refuseBadCredentials(reply responder) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if _, err := authn.CallerOf(r); err != nil {
+				reply.error(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// admission answers, before the body is read, a caller that no rule could admit to ep with the
+// credentials it sent (policy.Engine.Admit): credentials first, then the body's 400s, then 403s.
+func admission(svc *issuance.Service, ep policy.Endpoint, reply responder) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := svc.Admit(callerOf(r), ep); err != nil {
 				reply.error(w, r, err)
 				return
 			}

@@ -99,7 +99,7 @@ func TestJoinBadInput(t *testing.T) {
 		{"control char in room", `{"room":"r\u001b[31m","identity":"a"}`, 400, "invalid_request", "room", "control"},
 		{"invalid UTF-8", "{\"room\":\"r\xff\",\"identity\":\"a\"}", 400, "invalid_json", "", "UTF-8"},
 		{"metadata too big", `{"room":"r","identity":"a","metadata":"` + strings.Repeat("m", 64<<10+1) + `"}`, 400, "invalid_request", "metadata", ""},
-		{"agent identity reserved", `{"room":"r","identity":"agent-bridge"}`, 400, "invalid_request", "identity", "agent-"},
+		{"agent identity reserved", `{"room":"r","identity":"agent-bridge"}`, 403, "forbidden", "identity", "agent-"},
 		{"body over 256 KiB", `{"room":"r","identity":"a","metadata":"` + strings.Repeat("m", 256<<10) + `"}`, 413, "payload_too_large", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,28 +1,62 @@
-package token_test
+package issuance_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/livekit/protocol/auth"
+
+	"github.com/token-service/token-service/issuance"
 	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/token"
+)
+
+const (
+	testKey    = "APItestkey"
+	testSecret = "a-test-secret-that-is-long-enough-for-production"
 )
 
 // mode is the configuration the built-in policy follows.
 type mode struct{ Production, ServiceKeys, UserAuth bool }
 
-func issuerWith(m mode) *token.Issuer {
+// serviceWith is the pass with the built-in policy for m.
+func serviceWith(m mode) *issuance.Service {
 	engine, err := policy.New(policy.Settings{Open: !m.Production && !m.ServiceKeys, ServiceKeys: m.ServiceKeys, UserAuth: m.UserAuth,
 		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour})
 	if err != nil {
 		panic(err)
 	}
-	return token.NewIssuer(token.Settings{APIKey: testKey, APISecret: testSecret, WSURL: "wss://x",
-		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour, Decider: engine})
+	return issuance.New(issuance.Deps{Policy: engine, Limits: token.Limits{MaxTTL: 24 * time.Hour},
+		Issuer: token.NewIssuer(token.Keys{APIKey: testKey, APISecret: testSecret, WSURL: "wss://x"})})
+}
+
+// join is a join as the router runs it: admission, then the pass.
+func join(svc *issuance.Service, c token.Caller, req token.JoinRequest) (token.Issued, error) {
+	if err := svc.Admit(c, policy.Participant); err != nil {
+		return token.Issued{}, err
+	}
+	return svc.Join(context.Background(), c, req)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func mustVerify(t *testing.T, raw string) *auth.ClaimGrants {
+	t.Helper()
+	parsed, err := auth.ParseAPIToken(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, grants, err := parsed.Verify(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return grants
 }
 
 var (
+	anyone  token.Caller
 	service = token.Caller{Service: true}
 	alice   = token.Caller{User: &token.User{Identity: "alice", Name: "Alice"}}
 )
@@ -59,13 +93,15 @@ func TestServiceOnlyEndpoints(t *testing.T) {
 		{"production, keys, service", mode{Production: true, ServiceKeys: true}, service, "ok"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			iss := issuerWith(tc.policy)
-			_, err := iss.Agent(tc.caller, token.AgentRequest{Room: "r", AgentID: "a"})
+			svc := serviceWith(tc.policy)
+			err := svc.Admit(tc.caller, policy.Agent)
+			if err == nil {
+				_, err = svc.Agent(context.Background(), tc.caller, token.AgentRequest{Room: "r", AgentID: "a"})
+			}
 			if got := outcome(err); got != tc.want {
 				t.Errorf("agent: %s, want %s", got, tc.want)
 			}
-			_, err = iss.Verify(tc.caller, "x")
-			if got := outcome(err); got != tc.want {
+			if got := outcome(svc.Admit(tc.caller, policy.Backend)); got != tc.want {
 				t.Errorf("verify: %s, want %s", got, tc.want)
 			}
 		})
@@ -84,6 +120,7 @@ func TestJoinPolicy(t *testing.T) {
 		want   string
 	}{
 		{"development: privileged grants open", mode{}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "ok"},
+		{"development: every grant open", mode{}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: token.Grants{RoomAdmin: ptr(true)}}, "ok"},
 		{"production: hidden needs a key", mode{Production: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "403:grants.hidden"},
 		{"keys set: agent needs a key", mode{ServiceKeys: true}, anyone, token.JoinRequest{Room: "r", Identity: "a", Grants: agent}, "403:grants.agent"},
 		{"keys set: service may", mode{ServiceKeys: true, Production: true}, service, token.JoinRequest{Room: "r", Identity: "a", Grants: hidden}, "ok"},
@@ -93,19 +130,23 @@ func TestJoinPolicy(t *testing.T) {
 		{"user: own identity", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r", Identity: "alice"}, "ok"},
 		{"user: identity from the claim", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r"}, "ok"},
 		{"user: someone else's identity", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r", Identity: "mallory"}, "403:identity"},
-		{"user: never privileged", mode{UserAuth: true}, alice, token.JoinRequest{Room: "r", Grants: hidden}, "403:grants.hidden"},
+		{"user: never privileged where the service is closed", mode{UserAuth: true, Production: true}, alice, token.JoinRequest{Room: "r", Grants: hidden}, "403:grants.hidden"},
 		{"user: allowed room", mode{UserAuth: true}, restricted, token.JoinRequest{Room: "r1"}, "ok"},
 		{"user: other room", mode{UserAuth: true}, restricted, token.JoinRequest{Room: "r2"}, "403:room"},
 		{"user: claim identity still obeys the rules", mode{UserAuth: true},
-			token.Caller{User: &token.User{Identity: "agent-x"}}, token.JoinRequest{Room: "r"}, "400:identity"},
+			token.Caller{User: &token.User{Identity: "a\u200bx"}}, token.JoinRequest{Room: "r"}, "400:identity"},
+		{"user: claim identity in the agent namespace", mode{UserAuth: true},
+			token.Caller{User: &token.User{Identity: "agent-x"}}, token.JoinRequest{Room: "r"}, "403:identity"},
+		{"nobody joins as an agent", mode{Production: true, ServiceKeys: true}, service, token.JoinRequest{Room: "r", Identity: "Agent-x"}, "403:identity"},
+		{"nor in fullwidth", mode{}, anyone, token.JoinRequest{Room: "r", Identity: "ａｇｅｎｔ-x"}, "400:identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			issued, err := issuerWith(tc.policy).Join(tc.caller, tc.req)
+			issued, err := join(serviceWith(tc.policy), tc.caller, tc.req)
 			if got := outcome(err); got != tc.want {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}
 			if err == nil && tc.caller.User != nil {
-				_, grants := mustVerify(t, issued.Token)
+				grants := mustVerify(t, issued.Token)
 				if grants.Identity != tc.caller.User.Identity || grants.Name != tc.caller.User.Name {
 					t.Errorf("token identity %q name %q, want the user's %q %q", grants.Identity, grants.Name, tc.caller.User.Identity, tc.caller.User.Name)
 				}

@@ -2,6 +2,7 @@ package moderation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/token-service/token-service/identifier"
 	"github.com/token-service/token-service/token"
 )
 
@@ -27,14 +29,22 @@ type BanRequest struct {
 	Reason          string `json:"reason"`
 }
 
-// Moderator makes and lifts bans and enforces them, with one audit line for each.
+// BanQuery names bans by room and identity (GET and DELETE /moderation/bans); an empty field
+// matches any, where the endpoint allows it.
+type BanQuery struct {
+	Room     string
+	Identity string
+}
+
+// ErrNoSuchBan means there was no ban in force to lift.
+var ErrNoSuchBan = errors.New("no ban in force for this room and identity")
+
+// Moderator makes and lifts bans and enforces them, with one audit line for each. Who may do so
+// is decided before it is asked (bans are a backend endpoint: policy.Backend).
 type Moderator struct {
 	Store    *Store
 	Enforcer *Enforcer
 	Log      zerolog.Logger
-	// Backend is the grant policy's word on whether a caller may use a backend endpoint: bans
-	// are one.
-	Backend func(token.Caller) error
 	// DefaultDuration is a ban's length when the request names none (MAX_TOKEN_TTL_SECONDS, at
 	// most MaxDuration): by then every token issued before the ban has expired.
 	DefaultDuration time.Duration
@@ -43,14 +53,8 @@ type Moderator struct {
 // Ban stores a ban made by the caller (a backend), then starts removing the identity from the
 // room (every room for AnyRoom) without waiting for LiveKit.
 func (m *Moderator) Ban(ctx context.Context, c token.Caller, req BanRequest) (Ban, error) {
-	if err := m.Backend(c); err != nil {
-		return Ban{}, err
-	}
 	by := c.ServiceKeyID
-	if err := CheckRoom("room", req.Room, true); err != nil {
-		return Ban{}, err
-	}
-	if err := token.CheckIdentifier("identity", req.Identity, true); err != nil {
+	if err := (BanQuery{Room: req.Room, Identity: req.Identity}).validate(true); err != nil {
 		return Ban{}, err
 	}
 	duration := min(m.DefaultDuration, MaxDuration)
@@ -76,26 +80,28 @@ func (m *Moderator) Ban(ctx context.Context, c token.Caller, req BanRequest) (Ba
 }
 
 // List is the bans in force this replica knows, filtered by room and identity when not empty.
-func (m *Moderator) List(c token.Caller, room, identity string) ([]Ban, error) {
-	if err := m.Backend(c); err != nil {
+func (m *Moderator) List(q BanQuery) ([]Ban, error) {
+	if err := q.validate(false); err != nil {
 		return nil, err
 	}
-	return m.Store.List(room, identity), nil
+	return m.Store.List(q.Room, q.Identity), nil
 }
 
-// Lift ends the ban of identity from room; false when there was none in force.
-func (m *Moderator) Lift(ctx context.Context, c token.Caller, room, identity string) (bool, error) {
-	if err := m.Backend(c); err != nil {
-		return false, err
+// Lift ends the ban of an identity from a room; ErrNoSuchBan when there was none in force.
+func (m *Moderator) Lift(ctx context.Context, c token.Caller, q BanQuery) error {
+	if err := q.validate(true); err != nil {
+		return err
 	}
-	by := c.ServiceKeyID
-	b, existed, err := m.Store.Lift(ctx, room, identity)
-	if err != nil || !existed {
-		return false, err
+	b, existed, err := m.Store.Lift(ctx, q.Room, q.Identity)
+	switch {
+	case err != nil:
+		return err
+	case !existed:
+		return ErrNoSuchBan
 	}
-	m.Log.Info().Str("audit", "ban_lifted").Str("by", by).Str("room", room).Str("identity", identity).
+	m.Log.Info().Str("audit", "ban_lifted").Str("by", c.ServiceKeyID).Str("room", q.Room).Str("identity", q.Identity).
 		Str("reason", b.Reason).Msg("ban lifted")
-	return true, nil
+	return nil
 }
 
 // Joined is LiveKit's word that identity joined room: a banned one is queued for removal at
@@ -106,12 +112,21 @@ func (m *Moderator) Joined(room, identity string) bool {
 	return banned && m.Enforcer.Remove(b, room, CauseWebhook)
 }
 
-// CheckRoom is the rule for a ban's room: a room name as a token's, or AnyRoom.
-func CheckRoom(field, room string, required bool) error {
-	if room == AnyRoom {
-		return nil
+// validate holds a ban's room (a room name as a token's, or AnyRoom) and identity to the
+// identifier rules; required says whether both must be given.
+func (q BanQuery) validate(required bool) error {
+	for _, f := range []struct{ name, value string }{{"room", q.Room}, {"identity", q.Identity}} {
+		switch {
+		case f.value == "" && required:
+			return &token.Invalid{Field: f.name, Reason: "is required"}
+		case f.name == "room" && f.value == AnyRoom:
+		default:
+			if err := identifier.Check(f.value); err != nil {
+				return &token.Invalid{Field: f.name, Reason: err.Error()}
+			}
+		}
 	}
-	return token.CheckIdentifier(field, room, required)
+	return nil
 }
 
 func checkReason(reason string) error {

@@ -34,13 +34,16 @@ func compileCondition(env *cel.Env, expr string) (cel.Program, error) {
 	return env.Program(ast, cel.CostLimit(celCostLimit), cel.EvalOptions(cel.OptOptimize))
 }
 
-// holds evaluates a condition; one that fails to evaluate (a claim it reads is missing, the cost
-// limit) does not hold, so a rule never matches by accident.
-func holds(prg cel.Program, vars interpreter.Activation) bool {
+// evaluate runs a condition. One that cannot be evaluated (a claim it reads is missing or of
+// another type, the cost limit) is an error, which refuses the request: never a rule skipped.
+func evaluate(prg cel.Program, vars interpreter.Activation) (bool, error) {
 	out, _, err := prg.Eval(vars)
 	if err != nil {
-		return false
+		return false, err
 	}
 	b, ok := out.Value().(bool)
-	return ok && b
+	if !ok {
+		return false, errors.New("condition is not true or false")
+	}
+	return b, nil
 }

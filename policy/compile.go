@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/cel-go/cel"
 	"github.com/livekit/protocol/livekit"
@@ -43,7 +45,10 @@ func (p Problems) Error() string { return "invalid policy:\n  " + strings.Join(p
 type Policy struct {
 	Source string // the file it came from, or "built-in default"
 	Text   []byte // as written
-	rules  []*rule
+	// Warnings are what policy check and start-up print about a valid policy: things that
+	// work, but probably not as meant.
+	Warnings []string
+	rules    []*rule
 	// accepts says whether any rule for a token kind admits a caller kind at all, which tells a
 	// refusal that credentials would cure (401) from one they would not (403).
 	accepts [2][3]bool
@@ -94,8 +99,17 @@ const (
 	celCostLimit = 10000
 )
 
+// Options are what Parse needs to know of the configuration the policy will run under.
+type Options struct {
+	// ServiceKeys is true when SERVICE_API_KEYS is set: backends can then be told from anyone
+	// else, and a rule giving anonymous callers agent tokens is refused.
+	ServiceKeys bool
+}
+
 // Parse validates a policy as a whole and compiles it. name is used in problems ("file:line").
-func Parse(name string, data []byte) (*Policy, error) {
+// Every problem is reported at once: unknown keys and values of the wrong type do not stop the
+// checks that follow them.
+func Parse(name string, data []byte, opts Options) (*Policy, error) {
 	var problems Problems
 	add := func(line int, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("%s:%d: %s", name, line, fmt.Sprintf(format, args...)))
@@ -112,12 +126,17 @@ func Parse(name string, data []byte) (*Policy, error) {
 		if !errors.As(err, &typeErr) {
 			return nil, Problems{name + ": " + yamlMessage(err)}
 		}
+		// yaml.v3 decodes everything it can and lists the rest: keep checking.
 		for _, e := range typeErr.Errors {
 			problems = append(problems, name+":"+strings.TrimPrefix(yamlMessage(errors.New(e)), "line "))
 		}
-		return nil, problems
 	}
 	lines := lineIndex{root: &root}
+	// A key left without a value is a file cut short or half edited, never a choice: it would
+	// read as "anyone" or "any room".
+	for _, n := range lines.nulls() {
+		add(n.Line, "%s has no value", n.Value)
+	}
 	if doc.Version != 1 {
 		add(lines.of("version"), "version must be 1")
 	}
@@ -140,19 +159,13 @@ func Parse(name string, data []byte) (*Policy, error) {
 		}
 		usedBy[r.Profile] = u
 	}
-	names := make([]string, 0, len(doc.Profiles))
-	for n := range doc.Profiles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(doc.Profiles)) {
 		line := lines.of("profiles." + n)
 		p := doc.Profiles[n]
 		if p == nil {
-			add(line, "profile %q is empty", n)
-			continue
+			continue // reported as a key without a value
 		}
-		cp, errs := compileProfile(n, p, usedBy[n][anonymous] || usedBy[n][user])
+		cp, errs := compileProfile(n, p, usedBy[n][anonymous] || usedBy[n][user], lines, "profiles."+n)
 		for _, e := range errs {
 			add(line, "profile %q: %s", n, e)
 		}
@@ -164,9 +177,13 @@ func Parse(name string, data []byte) (*Policy, error) {
 		return nil, fmt.Errorf("CEL environment: %w", err)
 	}
 	pol := &Policy{Source: name, Text: data}
+	warn := func(line int, format string, args ...any) {
+		pol.Warnings = append(pol.Warnings, fmt.Sprintf("%s:%d: %s", name, line, fmt.Sprintf(format, args...)))
+	}
 	seen := map[string]bool{}
 	for i, r := range doc.Rules {
-		line := lines.of("rules." + strconv.Itoa(i))
+		path := "rules." + strconv.Itoa(i)
+		line := lines.of(path)
 		if r == nil {
 			add(line, "rule %d is empty", i+1)
 			continue
@@ -187,6 +204,9 @@ func Parse(name string, data []byte) (*Policy, error) {
 				add(line, "%s: caller %q must be anonymous, user or service", label, c)
 			}
 		}
+		if lines.emptyList(path + ".caller") {
+			add(line, "%s: caller: an empty list admits nobody; leave caller out to admit every caller, or name them", label)
+		}
 		cr.callers = callerSet(r.Caller)
 		switch r.Token {
 		case "", "participant":
@@ -196,6 +216,14 @@ func Parse(name string, data []byte) (*Policy, error) {
 		default:
 			add(line, "%s: token must be participant or agent", label)
 		}
+		if cr.token == agentToken && cr.callers[anonymous] {
+			// Whoever can reach the service would get a participant LiveKit treats as an agent.
+			if opts.ServiceKeys {
+				add(line, "%s: gives agent tokens to anonymous callers while SERVICE_API_KEYS is set: name its callers (service, user)", label)
+			} else {
+				warn(line, "%s: gives agent tokens to anonymous callers; with SERVICE_API_KEYS set this policy is refused", label)
+			}
+		}
 		if cp, ok := profiles[r.Profile]; ok {
 			cr.profile = cp
 			if cr.token == agentToken && cp.kind != livekit.ParticipantInfo_AGENT && cp.kind != livekit.ParticipantInfo_BRIDGE {
@@ -203,7 +231,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 			}
 		} else if r.Profile == "" {
 			add(line, "%s: profile is required", label)
-		} else {
+		} else if doc.Profiles[r.Profile] == nil {
 			add(line, "%s: profile %q is not defined", label, r.Profile)
 		}
 		if r.When != "" {
@@ -213,10 +241,19 @@ func Parse(name string, data []byte) (*Policy, error) {
 			}
 			cr.when = prg
 		}
+		if lines.emptyList(path + ".rooms") {
+			add(line, "%s: rooms: an empty list matches no room; leave rooms out for any room, or list patterns", label)
+		}
 		for _, room := range r.Rooms {
 			p, err := parseRoomPattern(room)
 			if err != nil {
 				add(line, "%s: rooms %q: %s", label, room, err)
+				continue
+			}
+			for _, sep := range p.separators {
+				if unicode.IsLetter(sep) || unicode.IsDigit(sep) {
+					warn(line, "%s: rooms %q: a * in this pattern never matches %q, which stands next to a placeholder", label, room, sep)
+				}
 			}
 			cr.rooms = append(cr.rooms, p)
 		}
@@ -244,7 +281,7 @@ func callerSet(names []string) [3]bool {
 	return set
 }
 
-func compileProfile(name string, p *profile, endUsers bool) (*compiledProfile, []string) {
+func compileProfile(name string, p *profile, endUsers bool, lines lineIndex, path string) (*compiledProfile, []string) {
 	var errs []string
 	cp := &compiledProfile{name: name, kind: livekit.ParticipantInfo_STANDARD}
 	if p.Kind != "" {
@@ -260,8 +297,14 @@ func compileProfile(name string, p *profile, endUsers bool) (*compiledProfile, [
 	cp.maxTTL = time.Duration(p.MaxTTLSeconds) * time.Second
 	cp.grants = p.Grants.permissions()
 	cp.sources = p.Grants.CanPublishSources
-	if err := token.CheckPublishSources(cp.sources); err != nil {
-		errs = append(errs, err.Error())
+	if lines.emptyList(path + ".grants.canPublishSources") {
+		// LiveKit reads an empty list as every source: leave it out, or turn canPublish off.
+		errs = append(errs, "grants.canPublishSources: an empty list would let the token publish every source; leave it out for every source, or set canPublish false")
+	}
+	for _, s := range cp.sources {
+		if !slices.Contains(token.PublishSources, s) {
+			errs = append(errs, "grants.canPublishSources: "+strconv.Quote(s)+" is not camera, microphone, screen_share or screen_share_audio")
+		}
 	}
 	for _, g := range p.CallerMay.Grants {
 		switch i := permissionIndex(g); {
@@ -293,7 +336,7 @@ func compileProfile(name string, p *profile, endUsers bool) (*compiledProfile, [
 		kp, err := parseKeyPattern(a)
 		if err != nil {
 			errs = append(errs, "caller_may.attributes: "+err.Error())
-		} else if endUsers && a != "*" && token.ReservedAttribute(a) {
+		} else if endUsers && a != "*" && reservedAttribute(a) {
 			errs = append(errs, "caller_may.attributes: "+strconv.Quote(a)+" is reserved for LiveKit (lk., sip.) and only a service may set it, but a rule gives this profile to other callers")
 		}
 		cp.attributes = append(cp.attributes, kp)
@@ -311,6 +354,9 @@ func compileProfile(name string, p *profile, endUsers bool) (*compiledProfile, [
 			}
 			cp.roomConfig[f] = true
 		}
+	}
+	if lines.emptyList(path + ".caller_may.agents") {
+		errs = append(errs, "caller_may.agents: an empty list names no agent; leave it out, or name the agents")
 	}
 	for _, a := range p.CallerMay.Agents {
 		switch {
@@ -341,7 +387,7 @@ func compileProfile(name string, p *profile, endUsers bool) (*compiledProfile, [
 	cp.fixedAttrs, err = fixedValues("fixed.attributes", p.Fixed.Attributes)
 	errs = append(errs, err...)
 	for _, f := range cp.fixedAttrs {
-		if endUsers && token.ReservedAttribute(f.key) {
+		if endUsers && reservedAttribute(f.key) {
 			errs = append(errs, "fixed.attributes: "+strconv.Quote(f.key)+" is reserved for LiveKit (lk., sip.), but a rule gives this profile to end users")
 		}
 	}
@@ -384,6 +430,63 @@ func yamlMessage(err error) string {
 
 // lineIndex finds the line of a key path such as "profiles.host" or "rules.2".
 type lineIndex struct{ root *yaml.Node }
+
+// node is the value at a key path such as "rules.2.caller", nil when there is none.
+func (l lineIndex) node(path string) *yaml.Node {
+	if l.root == nil || len(l.root.Content) == 0 {
+		return nil
+	}
+	n := l.root.Content[0]
+	for key := range strings.SplitSeq(path, ".") {
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					next = n.Content[i+1]
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(key); err == nil && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
+}
+
+// emptyList reports whether the value at path is written as an empty list ([]).
+func (l lineIndex) emptyList(path string) bool {
+	n := l.node(path)
+	return n != nil && n.Kind == yaml.SequenceNode && len(n.Content) == 0
+}
+
+// nulls are the keys written without a value (null, ~, or nothing after the colon), in file
+// order; each key node is returned.
+func (l lineIndex) nulls() []*yaml.Node {
+	var out []*yaml.Node
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if v := n.Content[i+1]; v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+					out = append(out, n.Content[i])
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	if l.root != nil {
+		walk(l.root)
+	}
+	return out
+}
 
 func (l lineIndex) of(path string) int {
 	n := l.root

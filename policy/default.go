@@ -18,14 +18,10 @@ func DefaultText(s Settings) []byte {
 		b.WriteByte('\n')
 	}
 	line("# token-service's built-in policy: what applies when POLICY_FILE is unset.")
-	line("# Rendered for this configuration: open=", strconv.FormatBool(s.Open), " (backend endpoints and privileged grants open")
-	line("# to every caller: development or test without SERVICE_API_KEYS), end-user authentication=", strconv.FormatBool(s.UserAuth), ".")
+	line("# Rendered for this configuration: open=", strconv.FormatBool(s.Open), " (every caller gets what a backend may ask for,")
+	line("# as on a laptop: development without SERVICE_API_KEYS), end-user authentication=", strconv.FormatBool(s.UserAuth), ".")
 	b.WriteString(defaultProfilesHead)
-	privileged := ""
-	if s.Open && !s.UserAuth {
-		privileged = ", hidden, agent"
-	}
-	line("      grants: [canPublish, canSubscribe, canPublishData, canUpdateOwnMetadata, canPublishSources, canSubscribeMetrics", privileged, "]")
+	line("      grants: [canPublish, canSubscribe, canPublishData, canUpdateOwnMetadata, canPublishSources, canSubscribeMetrics]")
 	line("      name: true")
 	line("      metadata: true")
 	line(`      attributes: ["*"]`)
@@ -44,13 +40,16 @@ func DefaultText(s Settings) []byte {
 		line("    token: agent")
 		line("    profile: agent")
 	}
-	callers := "[anonymous, user]"
+	callers, profile := "[anonymous, user]", "participant"
 	if s.UserAuth {
 		callers = "user"
 	}
+	if s.Open { // open means open: what LiveKit's starter apps ask for, agents included, just works
+		profile = "backend"
+	}
 	line("  - name: participants")
 	line("    caller: ", callers)
-	line("    profile: participant")
+	line("    profile: ", profile)
 	return []byte(b.String())
 }
 

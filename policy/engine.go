@@ -1,24 +1,22 @@
 package policy
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/livekit/protocol/livekit"
-
-	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/token"
 )
 
-// Settings are what the policy needs of the configuration.
+// Settings are what the policy needs to know of the configuration (internal/app fills them in).
 type Settings struct {
 	File string // POLICY_FILE; empty for the built-in default
-	// Open leaves the backend endpoints and privileged grants to every caller, as on a laptop:
-	// development or test with no service keys, where the environment was chosen (or the
-	// credentials are livekit-server --dev's).
+	// Open leaves the backend endpoints and every grant to every caller, as on a laptop
+	// (config decides when: development with no service keys).
 	Open          bool
 	ServiceKeys   bool     // SERVICE_API_KEYS is set
 	UserAuth      bool     // end-user JWTs are verified
@@ -27,43 +25,25 @@ type Settings struct {
 	MaxTTL        time.Duration
 }
 
-// SettingsFrom reads the policy's settings from the configuration. Openness is decided here and
-// nowhere else.
-func SettingsFrom(cfg config.Config) Settings {
-	serviceKeys := len(cfg.ServiceKeys()) > 0
-	undecided := cfg.EnvUnset && !cfg.DevCredentials()
-	return Settings{
-		File:          cfg.PolicyFile,
-		Open:          !cfg.Production() && !serviceKeys && !undecided,
-		ServiceKeys:   serviceKeys,
-		UserAuth:      cfg.UserAuth(),
-		AllowedAgents: cfg.AllowedAgents(),
-		DefaultTTL:    cfg.DefaultTTL(),
-		MaxTTL:        cfg.MaxTTL(),
-	}
+// Endpoint is what a request asks for, as admission tells them apart.
+type Endpoint int
+
+// The endpoints: a participant token (POST /token, /connection-details), an agent token
+// (POST /token/agent), or a backend-only endpoint (/token/verify, /moderation/bans).
+const (
+	Participant Endpoint = iota
+	Agent
+	Backend
+)
+
+// Bans says whether an identity is kept out of a room (package moderation): a ban holds
+// whatever a rule would grant.
+type Bans interface {
+	Banned(room, identity string) bool
 }
 
-// Warnings are what an operator should read at start-up about who may ask for what.
-func Warnings(cfg config.Config) []string {
-	s := SettingsFrom(cfg)
-	var w []string
-	switch {
-	case cfg.EnvUnset && !cfg.DevCredentials():
-		w = append(w, "APP_ENV and NODE_ENV are unset and the LiveKit credentials are not livekit-server --dev's: backend endpoints and privileged grants stay closed, as in production; set APP_ENV=production (or development, to open them)")
-	case cfg.AppEnv == config.Development && !cfg.EnvUnset && !cfg.DevCredentials() && s.Open:
-		w = append(w, "APP_ENV=development with real LiveKit credentials: /token/agent, /token/verify and privileged grants are open to anyone who can reach the service")
-	}
-	if cfg.Production() && !s.ServiceKeys {
-		w = append(w, "SERVICE_API_KEYS is unset: /token/agent, /token/verify and privileged grants are refused (403) in production")
-	}
-	if cfg.Production() && s.File == "" && !s.UserAuth {
-		w = append(w, "no POLICY_FILE and no end-user authentication: any caller may ask for a participant token for any room and identity")
-	}
-	return w
-}
-
-// Engine decides with the current policy; Reload swaps in a new one atomically. It implements
-// token.Decider and is safe for concurrent use.
+// Engine decides with the current policy; Reload swaps in a new one atomically. It is safe for
+// concurrent use.
 type Engine struct {
 	s       Settings
 	current atomic.Pointer[Policy]
@@ -73,7 +53,7 @@ type Engine struct {
 // engine deciding with it. A file with problems is an error listing all of them.
 func New(s Settings) (*Engine, error) {
 	e := &Engine{s: s}
-	p, err := e.load()
+	p, err := e.load(os.ReadFile)
 	if err != nil {
 		return nil, err
 	}
@@ -81,13 +61,15 @@ func New(s Settings) (*Engine, error) {
 	return e, nil
 }
 
-// Reload reads the policy file again. An invalid file changes nothing: the old policy stays.
-// Without a file there is nothing to reload.
+// Reload reads the policy file again. A file with problems changes nothing (the old policy
+// stays), and neither does one still being written: the file is read until two reads a moment
+// apart agree, so that a half-written file that happens to parse (a rules: entry cut before
+// its rooms:) is never applied. Without a file there is nothing to reload.
 func (e *Engine) Reload() (*Policy, error) {
 	if e.s.File == "" {
 		return e.current.Load(), nil
 	}
-	p, err := e.load()
+	p, err := e.load(settledRead)
 	if err != nil {
 		return nil, err
 	}
@@ -98,26 +80,61 @@ func (e *Engine) Reload() (*Policy, error) {
 // Current is the policy in use.
 func (e *Engine) Current() *Policy { return e.current.Load() }
 
-func (e *Engine) load() (*Policy, error) {
+// Settings are what the engine was made with.
+func (e *Engine) Settings() Settings { return e.s }
+
+func (e *Engine) load(read func(string) ([]byte, error)) (*Policy, error) {
+	opts := Options{ServiceKeys: e.s.ServiceKeys}
 	if e.s.File == "" {
-		return Parse("built-in default", DefaultText(e.s))
+		return Parse("built-in default", DefaultText(e.s), opts)
 	}
-	return Load(e.s.File)
+	return load(e.s.File, read, opts)
 }
 
-// Load reads and parses one policy file.
-func Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+// Load reads and parses one policy file as the service would with opts.
+func Load(path string, opts Options) (*Policy, error) { return load(path, os.ReadFile, opts) }
+
+func load(path string, read func(string) ([]byte, error), opts Options) (*Policy, error) {
+	data, err := read(path)
 	if err != nil {
 		return nil, Problems{fmt.Sprintf("%s: cannot read: %v", path, unwrapPathError(err))}
 	}
 	if len(data) > maxFileBytes {
 		return nil, Problems{path + ": a policy file may be at most 1 MiB"}
 	}
-	return Parse(path, data)
+	return Parse(path, data, opts)
 }
 
 const maxFileBytes = 1 << 20
+
+// settle is how far apart two reads of a reloaded file must agree, and settleTries how many
+// times it is read before the reload gives up on a file that keeps changing.
+const (
+	settle      = 200 * time.Millisecond
+	settleTries = 25
+)
+
+var errStillChanging = errors.New("the file kept changing while it was read (write a new file and rename it over the old one)")
+
+func settledRead(path string) ([]byte, error) {
+	last, err := os.ReadFile(path)
+	for range settleTries {
+		if err != nil {
+			return nil, err
+		}
+		time.Sleep(settle)
+		var next []byte
+		next, err = os.ReadFile(path)
+		if err == nil && bytes.Equal(next, last) {
+			return next, nil
+		}
+		last = next
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, errStillChanging
+}
 
 func unwrapPathError(err error) error {
 	if pe, ok := err.(*os.PathError); ok {
@@ -126,48 +143,68 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-func (e *Engine) limits() limits { return limits{defaultTTL: e.s.DefaultTTL, maxTTL: e.s.MaxTTL} }
-
-func (e *Engine) backend() backendAccess {
-	return backendAccess{serviceKeys: e.s.ServiceKeys, userAuth: e.s.UserAuth}
-}
-
-type backendAccess struct{ serviceKeys, userAuth bool }
-
-// Participant implements token.Decider.
-func (e *Engine) Participant(c token.Caller, req *token.JoinRequest, roomConfig *livekit.RoomConfiguration) (token.Grant, error) {
-	return e.current.Load().Participant(c, req, roomConfig, e.limits(), e.backend())
-}
-
-// Agent implements token.Decider.
-func (e *Engine) Agent(c token.Caller, req *token.AgentRequest) (token.Grant, error) {
-	return e.current.Load().Agent(c, req, e.limits(), e.backend())
-}
-
-// Backend implements token.Decider: the backend-only endpoints (/token/verify and the ones that
-// moderate) are for services; open only where the whole service is (Settings.Open).
-func (e *Engine) Backend(c token.Caller) error {
-	switch {
-	case c.Service, e.s.Open:
-		return nil
-	case e.s.ServiceKeys:
+// Admit is the first question of every request, before its body is read: could any rule admit
+// this caller at all with the credentials it sent? Where only a kind of credential it did not
+// bring could help (no JWT where end users must sign in, no key where only backends may ask),
+// the answer is token.ErrUnauthenticated (401) whatever the body holds. For Participant and
+// Agent nothing else is refused here (the request's own 400s come first, then the policy's
+// 403s); the backend-only endpoints are decided here whole.
+func (e *Engine) Admit(c token.Caller, ep Endpoint) error {
+	if ep == Backend {
+		switch {
+		case c.Service, e.s.Open:
+			return nil
+		case e.s.ServiceKeys:
+			return token.ErrUnauthenticated
+		}
+		return &token.Forbidden{Reason: "this endpoint needs a service API key, and SERVICE_API_KEYS is unset"}
+	}
+	p, kind, tk := e.current.Load(), kindOf(c), tokenKindOf(ep)
+	if !p.accepts[tk][kind] && e.credentialsWouldHelp(p, tk, kind) {
 		return token.ErrUnauthenticated
 	}
-	return &token.Forbidden{Reason: "this endpoint needs a service API key, and SERVICE_API_KEYS is unset"}
+	return nil
 }
 
-// Participant decides a join with this policy.
-func (p *Policy) Participant(c token.Caller, req *token.JoinRequest, roomConfig *livekit.RoomConfiguration, lim limits, b backendAccess) (token.Grant, error) {
+// credentialsWouldHelp is true when no rule for this token admits the caller's kind, but one
+// admits a kind of caller the service can recognise.
+func (e *Engine) credentialsWouldHelp(p *Policy, tk, kind int) bool {
+	return e.s.ServiceKeys && kind != service && p.accepts[tk][service] ||
+		e.s.UserAuth && kind == anonymous && p.accepts[tk][user]
+}
+
+func tokenKindOf(ep Endpoint) int {
+	if ep == Agent {
+		return agentToken
+	}
+	return participantToken
+}
+
+// Join decides a participant token (POST /token, /connection-details) for a request that
+// passed token's Validate: every 401 and 403, or the grant to sign.
+func (e *Engine) Join(c token.Caller, req *token.JoinRequest, bans Bans) (token.Grant, error) {
 	r := request{tokenKind: participantToken, room: req.Room, identity: req.Identity, name: req.Name, metadata: req.Metadata,
-		attributes: req.Attributes, ttlSeconds: req.TTLSeconds, grants: &req.Grants, roomConfig: roomConfig}
-	return p.decide(c, &r, lim, b)
+		attributes: req.Attributes, ttlSeconds: req.TTLSeconds, grants: &req.Grants, roomConfig: req.RoomConfig.Config}
+	return e.decide(c, &r, bans)
 }
 
-// Agent decides an agent token with this policy.
-func (p *Policy) Agent(c token.Caller, req *token.AgentRequest, lim limits, b backendAccess) (token.Grant, error) {
-	r := request{tokenKind: agentToken, room: req.Room, identity: token.AgentPrefix + req.AgentID, name: req.Name,
+// Agent decides an agent token (POST /token/agent) for a request that passed Validate.
+func (e *Engine) Agent(c token.Caller, req *token.AgentRequest, bans Bans) (token.Grant, error) {
+	r := request{tokenKind: agentToken, room: req.Room, identity: req.Identity(), name: req.Name,
 		metadata: req.Metadata, attributes: req.Attributes, ttlSeconds: req.TTLSeconds, agent: req}
-	return p.decide(c, &r, lim, b)
+	return e.decide(c, &r, bans)
+}
+
+func (e *Engine) decide(c token.Caller, r *request, bans Bans) (token.Grant, error) {
+	g, err := e.current.Load().decide(c, r, e.s)
+	if err != nil {
+		return token.Grant{}, err
+	}
+	// A ban holds whatever the rule granted.
+	if bans != nil && bans.Banned(g.Room, g.Identity) {
+		return token.Grant{}, &token.Forbidden{Field: "identity", Reason: "identity is banned from this room"}
+	}
+	return g, nil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/token"
 )
@@ -19,7 +18,7 @@ func TestExamplesLoad(t *testing.T) {
 		t.Fatalf("examples: %v %v", files, err)
 	}
 	for _, f := range files {
-		if _, err := policy.Load(f); err != nil {
+		if _, err := policy.Load(f, policy.Options{}); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
@@ -27,7 +26,7 @@ func TestExamplesLoad(t *testing.T) {
 
 func TestTheBuiltInPolicyIsAPolicyFile(t *testing.T) {
 	for _, s := range []policy.Settings{{}, {Open: true}, {UserAuth: true, ServiceKeys: true, AllowedAgents: []string{"a1", `we"ird`}}} {
-		if _, err := policy.Parse("default", policy.DefaultText(s)); err != nil {
+		if _, err := policy.Parse("default", policy.DefaultText(s), policy.Options{ServiceKeys: s.ServiceKeys}); err != nil {
 			t.Errorf("%+v: %v", s, err)
 		}
 	}
@@ -58,7 +57,7 @@ rules:
     token: both
     profile: host
 `
-	_, err := policy.Parse("bad.yaml", []byte(bad))
+	_, err := policy.Parse("bad.yaml", []byte(bad), policy.Options{})
 	var problems policy.Problems
 	if !errors.As(err, &problems) {
 		t.Fatalf("want Problems, got %v", err)
@@ -83,14 +82,14 @@ rules:
 }
 
 func TestUnknownFieldsAndTypesNameTheirLine(t *testing.T) {
-	_, err := policy.Parse("p.yaml", []byte("version: 1\nprofiles:\n  a:\n    grants: {canPublsh: true}\n    max_ttl_seconds: soon\nrules:\n  - {name: r, profile: a}\n"))
+	_, err := policy.Parse("p.yaml", []byte("version: 1\nprofiles:\n  a:\n    grants: {canPublsh: true}\n    max_ttl_seconds: soon\nrules:\n  - {name: r, profile: a}\n"), policy.Options{})
 	if err == nil || !strings.Contains(err.Error(), "p.yaml:4: field canPublsh not found") || !strings.Contains(err.Error(), "p.yaml:5:") {
 		t.Fatalf("got %v", err)
 	}
 	if strings.Contains(err.Error(), "policy.") {
 		t.Errorf("Go type names leak into the problem: %v", err)
 	}
-	_, err = policy.Parse("p.yaml", []byte("version: 1\nrules:\n  - {name: r, profile: a}\n  - {name: r, profile: a}\nprofiles: {a: {}}\nprofiles: {}\n"))
+	_, err = policy.Parse("p.yaml", []byte("version: 1\nrules:\n  - {name: r, profile: a}\n  - {name: r, profile: a}\nprofiles: {a: {}}\nprofiles: {}\n"), policy.Options{})
 	if err == nil {
 		t.Fatal("a duplicate key was accepted")
 	}
@@ -109,7 +108,7 @@ func TestReloadKeepsThePolicyInUseWhenTheNewFileIsInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	join := func() (token.Grant, error) {
-		return engine.Participant(token.Caller{}, &token.JoinRequest{Room: "r", Identity: "a"}, nil)
+		return engine.Join(token.Caller{}, &token.JoinRequest{Room: "r", Identity: "a"}, nil)
 	}
 	if g, err := join(); err != nil || g.CanPublish || g.Rule != "all" {
 		t.Fatalf("first policy: %+v %v", g, err)
@@ -139,7 +138,7 @@ rules:
   - name: costly
     when: 'claims.all(k, claims.all(j, claims.all(i, k + j + i != "")))'
     profile: p
-`))
+`), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +147,7 @@ rules:
 		claims[strings.Repeat("x", i+1)] = i
 	}
 	engine := mustEngine(t, p)
-	_, err = engine.Participant(token.Caller{User: &token.User{Identity: "a", Claims: claims}}, &token.JoinRequest{Room: "r", Identity: "a"}, nil)
+	_, err = engine.Join(token.Caller{User: &token.User{Identity: "a", Claims: claims}}, &token.JoinRequest{Room: "r", Identity: "a"}, nil)
 	var forbidden *token.Forbidden
 	if !errors.As(err, &forbidden) {
 		t.Fatalf("a condition past the cost limit matched: %v", err)
@@ -166,14 +165,4 @@ func mustEngine(t *testing.T, p *policy.Policy) *policy.Engine {
 		t.Fatal(err)
 	}
 	return e
-}
-
-func TestProductionWithoutPolicyOrUserAuthWarns(t *testing.T) {
-	cfg, err := config.Load([]string{"APP_ENV=production", "LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + strings.Repeat("s", 32), "LIVEKIT_WS_URL=wss://lk.example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := strings.Join(policy.Warnings(cfg), "\n"); !strings.Contains(w, "any caller may ask for a participant token") || !strings.Contains(w, "SERVICE_API_KEYS is unset") {
-		t.Errorf("warnings: %s", w)
-	}
 }

@@ -52,8 +52,12 @@ func addressKey(addr netip.Addr, ipv6Prefix int) string {
 // only when the peer is in trusted, the address in the one header the operator named
 // (X-Forwarded-For is read right to left, skipping trusted hops). No other header is read, so a
 // client behind a proxy that sets only X-Real-IP cannot choose its key with X-Forwarded-For.
-func ClientIP(header string, trusted []string) []func(http.Handler) http.Handler {
+func ClientIP(header string, proxies []netip.Prefix) []func(http.Handler) http.Handler {
 	steps := []func(http.Handler) http.Handler{chimw.ClientIPFromRemoteAddr}
+	trusted := make([]string, len(proxies))
+	for i, p := range proxies {
+		trusted[i] = p.String()
+	}
 	switch {
 	case len(trusted) == 0:
 	case http.CanonicalHeaderKey(header) == "X-Forwarded-For":

@@ -1,25 +1,13 @@
 package token
 
 import (
-	"errors"
 	"time"
 
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 )
 
-// Decider is who decides what a caller may have: the policy package. The issuer asks it about
-// every request and signs exactly what it answers.
-type Decider interface {
-	// Participant decides a join (POST /token, /connection-details) that passed the request rules.
-	Participant(c Caller, req *JoinRequest, roomConfig *livekit.RoomConfiguration) (Grant, error)
-	// Agent decides a server-side participant's token (POST /token/agent).
-	Agent(c Caller, req *AgentRequest) (Grant, error)
-	// Backend decides whether the caller may use a backend-only endpoint (/token/verify).
-	Backend(c Caller) error
-}
-
-// Grant is everything one token will carry, as the policy decided it.
+// Grant is everything one token will carry, as the policy decided it: the one input of Sign.
 type Grant struct {
 	Rule    string // the policy rule that matched
 	Profile string // the profile it chose
@@ -32,7 +20,8 @@ type Grant struct {
 	Kind       livekit.ParticipantInfo_Kind
 	TTL        time.Duration
 	Permissions
-	// Only these sources may be published when set; nil leaves canPublish to decide.
+	// Only these sources may be published when not nil; nil leaves canPublish to decide. Never
+	// empty: an empty list would be dropped from the token and read as "every source".
 	PublishSources []string
 	RoomConfig     *livekit.RoomConfiguration
 }
@@ -60,6 +49,9 @@ type Permissions struct {
 // reads an absent one as its own default; the optional two are written only when granted.
 func (g *Grant) VideoGrant() *auth.VideoGrant {
 	f := &flags{Permissions: g.Permissions}
+	if g.PublishSources != nil && len(g.PublishSources) == 0 {
+		f.CanPublish = false // never "every source" by accident: see PublishSources
+	}
 	video := &auth.VideoGrant{
 		RoomJoin: true, Room: g.Room,
 		RoomCreate: g.RoomCreate, RoomList: g.RoomList, RoomRecord: g.RoomRecord, RoomAdmin: g.RoomAdmin,
@@ -82,23 +74,21 @@ func (g *Grant) VideoGrant() *auth.VideoGrant {
 // no write through one grant's pointer can change what a later token grants.
 type flags struct{ Permissions }
 
-// ErrUnauthenticated means the request needs credentials it did not bring.
-var ErrUnauthenticated = errors.New("credentials required: send Authorization: Bearer <key or token>")
-
-// Forbidden means the caller is known but may not have what it asked for.
-type Forbidden struct {
-	Field  string // the JSON name of the field refused, if one is
-	Reason string // a whole sentence
-}
-
-func (e *Forbidden) Error() string { return e.Reason }
-
 // Caller is who asks for a token, as authn established it from the request's credentials.
 // The zero Caller is anonymous.
 type Caller struct {
 	Service      bool   // presented a valid service API key: a trusted backend
 	ServiceKeyID string // which key: a digest prefix, never the key itself
 	User         *User  // presented a valid end-user JWT from the app's identity provider
+}
+
+// SignedIn is the end user behind the request, nil unless the caller is one (a service key
+// wins over a user's JWT).
+func (c Caller) SignedIn() *User {
+	if c.Service {
+		return nil
+	}
+	return c.User
 }
 
 // User is an end user vouched for by the identity provider.

@@ -11,119 +11,28 @@ import (
 	"github.com/livekit/protocol/livekit"
 )
 
-// Settings configure an Issuer.
-type Settings struct {
-	APIKey, APISecret string        // the LiveKit key pair tokens are signed with
-	WSURL             string        // where clients connect, returned with every token
-	DefaultTTL        time.Duration // when a request names none
-	MaxTTL            time.Duration // the most a request may ask for
-	Decider           Decider       // who may have what: the policy
-	Bans              Bans          // who is kept out of which room; nil: nobody
-	Recorder          Recorder      // hears what was issued and verified; nil hears nothing
-	// OtherKeys are further key: secret pairs that /token/verify accepts (LIVEKIT_KEYS), so that
+// Keys are the LiveKit key pairs an Issuer signs and verifies with.
+type Keys struct {
+	APIKey, APISecret string // tokens are signed with this pair
+	// Others are further key: secret pairs that /token/verify accepts (LIVEKIT_KEYS), so that
 	// tokens signed before a key rotation still verify; signing always uses APIKey.
-	OtherKeys map[string]string
+	Others map[string]string
+	WSURL  string // where clients connect, returned with every token
 }
 
-// Recorder hears what the issuer does, for metrics.
-type Recorder interface {
-	Issued(tokenType string) // "participant", "agent", "connection_details"
-	Verified(result string)  // "valid" or the refusal reason
-}
-
-type noRecorder struct{}
-
-func (noRecorder) Issued(string)   {}
-func (noRecorder) Verified(string) {}
-
-// Issuer signs LiveKit access tokens with one API key and verifies tokens signed with it. It
-// applies the contract's rules to every request and signs what its Decider grants. Its settings
-// stay private, since they hold the secret.
+// Issuer signs LiveKit access tokens with one API key and verifies tokens signed with its keys.
+// It signs exactly the grant it is given: what a caller may have is decided before (policy).
+// Its keys stay private, since they hold the secret.
 type Issuer struct {
-	s Settings
+	k Keys
 }
 
-// NewIssuer returns an Issuer with the given settings.
-func NewIssuer(s Settings) *Issuer {
-	if s.Recorder == nil {
-		s.Recorder = noRecorder{}
-	}
-	return &Issuer{s: s}
-}
+// NewIssuer returns an Issuer with the given keys.
+func NewIssuer(k Keys) *Issuer { return &Issuer{k: k} }
 
-// Join issues a token for a participant to join one room with the requested permissions.
-func (iss *Issuer) Join(c Caller, req JoinRequest) (Issued, error) {
-	g, err := iss.PlanJoin(c, req)
-	if err != nil {
-		return Issued{}, err
-	}
-	return iss.sign(&g, "participant")
-}
-
-// PlanJoin is what Join would sign, decided and checked in full, without signing it (policy
-// explain).
-func (iss *Issuer) PlanJoin(c Caller, req JoinRequest) (Grant, error) {
-	roomConfig, err := parseRoomConfig(req.RoomConfig)
-	if err != nil {
-		return Grant{}, err
-	}
-	return iss.planJoin(c, &req, roomConfig)
-}
-
-// planJoin applies the rules and the policy to a join.
-func (iss *Issuer) planJoin(c Caller, req *JoinRequest, roomConfig *livekit.RoomConfiguration) (Grant, error) {
-	if u := c.User; u != nil && !c.Service && req.Identity == "" {
-		req.Identity = u.Identity // a user joins as itself unless it says otherwise (and the policy refuses otherwise)
-	}
-	if err := req.validate(); err != nil {
-		return Grant{}, err
-	}
-	if _, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL); err != nil {
-		return Grant{}, err
-	}
-	return iss.unlessBanned(iss.s.Decider.Participant(c, req, roomConfig))
-}
-
-// Bans says whether an identity is banned from a room (moderation's store).
-type Bans interface {
-	Banned(room, identity string) bool
-}
-
-// unlessBanned refuses a decided grant whose identity is banned from its room: a ban holds
-// whatever the policy would grant.
-func (iss *Issuer) unlessBanned(g Grant, err error) (Grant, error) {
-	if err == nil && iss.s.Bans != nil && iss.s.Bans.Banned(g.Room, g.Identity) {
-		return Grant{}, &Forbidden{Field: "identity", Reason: "identity is banned from this room"}
-	}
-	return g, err
-}
-
-// Agent issues a token for a server-side participant (kind agent or bridge) such as the Media
-// Bridge, with what the policy's profile for agent tokens grants.
-func (iss *Issuer) Agent(c Caller, req AgentRequest) (Issued, error) {
-	g, err := iss.PlanAgent(c, req)
-	if err != nil {
-		return Issued{}, err
-	}
-	return iss.sign(&g, "agent")
-}
-
-// PlanAgent is what Agent would sign, without signing it.
-func (iss *Issuer) PlanAgent(c Caller, req AgentRequest) (Grant, error) {
-	if err := req.validate(); err != nil {
-		return Grant{}, err
-	}
-	if _, err := ttl(req.TTLSeconds, iss.s.DefaultTTL, iss.s.MaxTTL); err != nil {
-		return Grant{}, err
-	}
-	return iss.unlessBanned(iss.s.Decider.Agent(c, &req))
-}
-
-// Backend says whether the caller may use a backend-only endpoint, as the policy decides.
-func (iss *Issuer) Backend(c Caller) error { return iss.s.Decider.Backend(c) }
-
-func (iss *Issuer) sign(g *Grant, tokenType string) (Issued, error) {
-	at := auth.NewAccessToken(iss.s.APIKey, iss.s.APISecret).
+// Sign writes g into a token.
+func (iss *Issuer) Sign(g *Grant) (Issued, error) {
+	at := auth.NewAccessToken(iss.k.APIKey, iss.k.APISecret).
 		SetIdentity(g.Identity).
 		SetName(g.Name).
 		SetMetadata(g.Metadata).
@@ -147,9 +56,7 @@ func (iss *Issuer) sign(g *Grant, tokenType string) (Issued, error) {
 	if err != nil {
 		return Issued{}, fmt.Errorf("read back token expiry: %w", err)
 	}
-	iss.s.Recorder.Issued(tokenType)
-	return Issued{Token: jwt, WSURL: iss.s.WSURL, ExpiresAt: exp, Identity: g.Identity, Room: g.Room,
-		AgentDispatch: AgentDispatch{Agents: g.RoomConfig.GetAgents()}}, nil
+	return Issued{Token: jwt, WSURL: iss.k.WSURL, ExpiresAt: exp, Identity: g.Identity, Room: g.Room}, nil
 }
 
 // expiresAt is the exp of a token signed between the Unix seconds before and after. ToJWT takes

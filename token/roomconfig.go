@@ -7,8 +7,49 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
+
+// RoomConfig is a request's room_config: LiveKit's RoomConfiguration, read from protojson
+// (snake_case or camelCase) while the body is decoded, so that it is parsed once.
+type RoomConfig struct {
+	// Config is nil when none was sent: absent, null, or empty ({}, which the Android and Swift
+	// SDKs always send).
+	Config *livekit.RoomConfiguration
+}
+
+// UnmarshalJSONFrom reads room_config as the request body is decoded.
+func (rc *RoomConfig) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	rc.Config = nil
+	if raw.Kind() == 'n' {
+		return nil
+	}
+	cfg := &livekit.RoomConfiguration{}
+	if err := protojson.Unmarshal(raw, cfg); err != nil {
+		return invalidf("room_config", "is not a valid LiveKit room configuration")
+	}
+	if proto.Size(cfg) > 0 {
+		rc.Config = cfg
+	}
+	return nil
+}
+
+// MarshalJSONTo writes room_config back as protojson, for policy explain's input echo and tests.
+func (rc RoomConfig) MarshalJSONTo(enc *jsontext.Encoder) error {
+	if rc.Config == nil {
+		return enc.WriteToken(jsontext.Null)
+	}
+	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(rc.Config)
+	if err != nil {
+		return err
+	}
+	return enc.WriteValue(raw)
+}
 
 // roomConfigFields are the RoomConfiguration fields that may travel in a token, by their proto
 // names from the top of the message (list indexes left out). The token is readable by the
@@ -60,22 +101,14 @@ var allowedRoomConfig = func() map[string]bool {
 	return allowed
 }()
 
-// parseRoomConfig reads room_config, LiveKit's RoomConfiguration in protojson (snake_case or
-// camelCase), and refuses any field not allowed to travel in a token.
-func parseRoomConfig(raw jsontext.Value) (*livekit.RoomConfiguration, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	cfg := &livekit.RoomConfiguration{}
-	if err := protojson.Unmarshal(raw, cfg); err != nil {
-		return nil, invalidf("room_config", "is not a valid LiveKit room configuration")
-	}
-	return cfg, checkRoomConfig(cfg)
-}
+// MaxAgents is the most agents one token's room configuration may dispatch. A dispatch without
+// a name (LiveKit's default, to workers registered without one) is not one a token may ask for.
+const MaxAgents = 8
 
-// checkRoomConfig refuses the first field set in cfg that is not in allowedRoomConfig, naming it
-// (room_config.egress.room.file_outputs.s3.secret) and never its value.
-func checkRoomConfig(cfg *livekit.RoomConfiguration) error {
+// validateRoomConfig refuses the first field set in cfg that is not in allowedRoomConfig, naming
+// it (room_config.egress.room.file_outputs.s3.secret) and never its value, and more agents
+// than MaxAgents or one without a proper name.
+func validateRoomConfig(cfg *livekit.RoomConfiguration) error {
 	if cfg == nil {
 		return nil
 	}
@@ -93,10 +126,6 @@ func checkRoomConfig(cfg *livekit.RoomConfiguration) error {
 	}
 	return nil
 }
-
-// MaxAgents is the most agents one token's room configuration may dispatch. A dispatch without
-// a name (LiveKit's default, to workers registered without one) is not one a token may ask for.
-const MaxAgents = 8
 
 // refusedField walks the fields set in msg, in field-number order so that the answer is stable,
 // and returns the path of the first one not allowed; "" if all are. Under a refused message every

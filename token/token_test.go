@@ -8,9 +8,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
 
+	"github.com/token-service/token-service/identifier"
 	"github.com/token-service/token-service/internal/testenv"
-	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/token"
 )
 
@@ -20,16 +21,23 @@ const (
 )
 
 func newIssuer() *token.Issuer {
-	engine, err := policy.New(policy.Settings{Open: true, DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour})
-	if err != nil {
-		panic(err)
-	}
-	return token.NewIssuer(token.Settings{APIKey: testKey, APISecret: testSecret, WSURL: "wss://lk.example.com",
-		DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour, Decider: engine})
+	return token.NewIssuer(token.Keys{APIKey: testKey, APISecret: testSecret, WSURL: "wss://lk.example.com"})
 }
 
-// anyone is an anonymous caller; the default Policy (development) lets it ask for anything.
-var anyone token.Caller
+var limits = token.Limits{MaxTTL: 24 * time.Hour}
+
+// mustSign signs g, with an hour's TTL unless it names one.
+func mustSign(t testing.TB, g token.Grant) token.Issued {
+	t.Helper()
+	if g.TTL == 0 {
+		g.TTL = time.Hour
+	}
+	issued, err := newIssuer().Sign(&g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issued
+}
 
 // mustVerify reads a token back with livekit/protocol's verifier, the same code LiveKit runs.
 func mustVerify(t *testing.T, raw string) (*jwt.RegisteredClaims, *auth.ClaimGrants) {
@@ -50,11 +58,9 @@ func mustVerify(t *testing.T, raw string) (*jwt.RegisteredClaims, *auth.ClaimGra
 
 func ptr[T any](v T) *T { return &v }
 
-func TestJoinDefaults(t *testing.T) {
-	issued, err := newIssuer().Join(anyone, token.JoinRequest{Room: "r1", Identity: "alice", Name: "Alice", Metadata: `{"a":1}`})
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestSign(t *testing.T) {
+	issued := mustSign(t, token.Grant{Room: "r1", Identity: "alice", Name: "Alice", Metadata: `{"a":1}`,
+		Permissions: token.Permissions{CanPublish: true, CanSubscribe: true, CanPublishData: true}})
 	claims, grants := mustVerify(t, issued.Token)
 	v := grants.Video
 	if !v.RoomJoin || v.Room != "r1" || grants.Identity != "alice" || grants.Name != "Alice" || grants.Metadata != `{"a":1}` {
@@ -77,44 +83,36 @@ func TestJoinDefaults(t *testing.T) {
 	if claims.Subject != "alice" || issued.Identity != "alice" || issued.Room != "r1" || issued.WSURL != "wss://lk.example.com" {
 		t.Errorf("issued = %+v, sub = %q", issued, claims.Subject)
 	}
-}
 
-func TestJoinGrantsAsRequested(t *testing.T) {
-	issued, err := newIssuer().Join(anyone, token.JoinRequest{Room: "r", Identity: "bob", TTLSeconds: ptr[int64](60), Grants: token.Grants{
-		CanPublish: ptr(false), CanSubscribe: ptr(false), CanPublishData: ptr(false),
-		CanUpdateOwnMetadata: ptr(true), Hidden: ptr(true), Agent: ptr(true),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims, grants := mustVerify(t, issued.Token)
-	v := grants.Video
-	if *v.CanPublish || *v.CanSubscribe || *v.CanPublishData || !*v.CanUpdateOwnMetadata || !v.Hidden || !v.Agent {
-		t.Errorf("grants not as requested: %+v", v)
+	issued = mustSign(t, token.Grant{Room: "r", Identity: "agent-media-bridge_1.a", Kind: livekit.ParticipantInfo_AGENT, TTL: time.Minute,
+		Permissions: token.Permissions{CanUpdateOwnMetadata: true, Hidden: true, Agent: true}})
+	claims, grants = mustVerify(t, issued.Token)
+	v = grants.Video
+	if grants.Identity != "agent-media-bridge_1.a" || grants.Kind != "agent" || *v.CanPublish || *v.CanSubscribe || *v.CanPublishData ||
+		!*v.CanUpdateOwnMetadata || !v.Hidden || !v.Agent {
+		t.Errorf("agent grants not as granted: %+v kind %q", v, grants.Kind)
 	}
 	if got := claims.ExpiresAt.Unix() - claims.NotBefore.Unix(); got != 60 {
 		t.Errorf("exp - nbf = %d, want 60", got)
 	}
 }
 
-func TestAgentToken(t *testing.T) {
-	issued, err := newIssuer().Agent(anyone, token.AgentRequest{Room: "r", AgentID: "media-bridge_1.a"})
-	if err != nil {
-		t.Fatal(err)
+// An empty source list is never written as "every source": the token cannot publish at all.
+func TestEmptyPublishSourcesNeverWiden(t *testing.T) {
+	_, grants := mustVerify(t, mustSign(t, token.Grant{Room: "r", Identity: "a", PublishSources: []string{},
+		Permissions: token.Permissions{CanPublish: true}}).Token)
+	if grants.Video.GetCanPublishSource(livekit.TrackSource_SCREEN_SHARE) || grants.Video.GetCanPublishSource(livekit.TrackSource_CAMERA) {
+		t.Errorf("an empty list published: %+v", grants.Video)
 	}
-	_, grants := mustVerify(t, issued.Token)
-	v := grants.Video
-	if grants.Identity != "agent-media-bridge_1.a" || issued.Identity != "agent-media-bridge_1.a" || grants.Kind != "agent" {
-		t.Errorf("identity %q kind %q", grants.Identity, grants.Kind)
-	}
-	if !*v.CanPublish || !*v.CanSubscribe || !*v.CanPublishData || !*v.CanUpdateOwnMetadata || v.Hidden || v.Agent || v.Room != "r" || !v.RoomJoin {
-		t.Errorf("agent grants wrong: %+v", v)
+	_, grants = mustVerify(t, mustSign(t, token.Grant{Room: "r", Identity: "a", PublishSources: []string{"camera"},
+		Permissions: token.Permissions{CanPublish: true}}).Token)
+	if !grants.Video.GetCanPublishSource(livekit.TrackSource_CAMERA) || grants.Video.GetCanPublishSource(livekit.TrackSource_SCREEN_SHARE) {
+		t.Errorf("[camera] publishes %+v", grants.Video)
 	}
 }
 
 func TestRequestRules(t *testing.T) {
-	iss := newIssuer()
-	long := strings.Repeat("x", token.MaxNameBytes+1)
+	long := strings.Repeat("x", identifier.MaxBytes+1)
 	for _, tc := range []struct {
 		name      string
 		req       token.JoinRequest
@@ -122,10 +120,8 @@ func TestRequestRules(t *testing.T) {
 	}{
 		{"no room", token.JoinRequest{Identity: "a"}, "room"},
 		{"no identity", token.JoinRequest{Room: "r"}, "identity"},
-		{"agent identity", token.JoinRequest{Room: "r", Identity: "agent-bridge"}, "identity"},
-		// Issue 14: the reserved prefix is read case- and width-folded, and identifiers are PRECIS.
-		{"agent identity in capitals", token.JoinRequest{Room: "r", Identity: "Agent-not-reserved"}, "identity"},
-		{"fullwidth agent identity", token.JoinRequest{Room: "r", Identity: "ａｇｅｎｔ-x"}, "identity"},
+		// Issue 14: identifiers are PRECIS (the agent- namespace is the policy's: a 403).
+		{"fullwidth identity", token.JoinRequest{Room: "r", Identity: "ａｇｅｎｔ-x"}, "identity"},
 		{"emoji in identity", token.JoinRequest{Room: "r", Identity: "ünïcødé 👋"}, "identity"},
 		{"zero width space in room", token.JoinRequest{Room: "r\u200b", Identity: "a"}, "room"},
 		{"trailing space in name", token.JoinRequest{Room: "r", Identity: "a", Name: "Ada "}, "name"},
@@ -138,9 +134,12 @@ func TestRequestRules(t *testing.T) {
 		{"ttl zero", token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](0)}, "ttl_seconds"},
 		{"ttl negative", token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](-5)}, "ttl_seconds"},
 		{"ttl over max", token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](86401)}, "ttl_seconds"},
+		{"an empty source list", token.JoinRequest{Room: "r", Identity: "a", Grants: token.Grants{CanPublishSources: []string{}}}, "grants.canPublishSources"},
+		{"an unknown source", token.JoinRequest{Room: "r", Identity: "a", Grants: token.Grants{CanPublishSources: []string{"screen"}}}, "grants.canPublishSources"},
+		{"an empty attribute key", token.JoinRequest{Room: "r", Identity: "a", Attributes: map[string]string{"": "x"}}, "attributes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := iss.Join(anyone, tc.req)
+			err := tc.req.Validate(limits, nil)
 			var invalid *token.Invalid
 			if !errors.As(err, &invalid) || invalid.Field != tc.wantField {
 				t.Fatalf("err = %v, want invalid %s", err, tc.wantField)
@@ -148,30 +147,38 @@ func TestRequestRules(t *testing.T) {
 		})
 	}
 	for _, ok := range []token.JoinRequest{
-		{Room: strings.Repeat("r", token.MaxNameBytes), Identity: "a"},
+		{Room: strings.Repeat("r", identifier.MaxBytes), Identity: "a"},
 		{Room: "r", Identity: "ünïcødé", Name: "ünïcødé 👋", TTLSeconds: ptr[int64](86400)},
 		{Room: "r", Identity: "agentsmith"},
+		{Room: "r", Identity: "a", Grants: token.Grants{CanPublishSources: []string{"camera", "microphone"}}},
 	} {
-		if _, err := iss.Join(anyone, ok); err != nil {
+		if err := ok.Validate(limits, nil); err != nil {
 			t.Errorf("%+v refused: %v", ok, err)
 		}
 	}
-	_, err := iss.Join(anyone, token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](86401)})
+	err := (&token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](86401)}).Validate(limits, nil)
 	if !strings.Contains(err.Error(), "86400") {
 		t.Errorf("ttl error does not state the maximum: %v", err)
+	}
+	// A signed-in user's identity claim stands in for the identity, and is held to its rules.
+	if err := (&token.JoinRequest{Room: "r"}).Validate(limits, &token.User{Identity: "alice"}); err != nil {
+		t.Errorf("a user's own identity: %v", err)
+	}
+	var invalid *token.Invalid
+	if err := (&token.JoinRequest{Room: "r"}).Validate(limits, &token.User{Identity: "a\u200bb"}); !errors.As(err, &invalid) || invalid.Field != "identity" {
+		t.Errorf("an identity claim with a zero-width space: %v", err)
 	}
 }
 
 func TestAgentIDRules(t *testing.T) {
-	iss := newIssuer()
 	for _, id := range []string{"", strings.Repeat("a", 65), "has space", "slash/", "ünï", "a\x00"} {
-		_, err := iss.Agent(anyone, token.AgentRequest{Room: "r", AgentID: id})
+		err := (&token.AgentRequest{Room: "r", AgentID: id}).Validate(limits)
 		var invalid *token.Invalid
 		if !errors.As(err, &invalid) || invalid.Field != "agent_id" {
 			t.Errorf("agent_id %q: err = %v", id, err)
 		}
 	}
-	if _, err := iss.Agent(anyone, token.AgentRequest{Room: "r", AgentID: strings.Repeat("a", 64)}); err != nil {
+	if err := (&token.AgentRequest{Room: "r", AgentID: strings.Repeat("a", 64)}).Validate(limits); err != nil {
 		t.Errorf("64-character agent_id refused: %v", err)
 	}
 }
@@ -179,10 +186,7 @@ func TestAgentIDRules(t *testing.T) {
 func TestVerify(t *testing.T) {
 	iss := newIssuer()
 	now := time.Now()
-	valid, err := iss.Join(anyone, token.JoinRequest{Room: "r", Identity: "alice", Name: "Alice", Metadata: "m"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	valid := mustSign(t, token.Grant{Room: "r", Identity: "alice", Name: "Alice", Metadata: "m"})
 	claims := func(mutate func(jwt.MapClaims)) jwt.MapClaims {
 		c := jwt.MapClaims{"iss": testKey, "sub": "x", "nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "video": map[string]any{"room": "r", "roomJoin": true}}
 		if mutate != nil {
@@ -213,10 +217,7 @@ func TestVerify(t *testing.T) {
 		{"empty segments", "..", token.ReasonMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := iss.Verify(anyone, tc.token)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := iss.Verify(tc.token)
 			if tc.wantReason == "" {
 				if !got.Valid || got.Claims == nil || got.Refusal != nil {
 					t.Fatalf("got %+v, want valid", got)
@@ -228,7 +229,7 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
-	got, _ := iss.Verify(anyone, valid.Token)
+	got := iss.Verify(valid.Token)
 	if got.Identity != "alice" || got.Name != "Alice" || got.Room != "r" || got.Kind != "standard" || got.Metadata != "m" ||
 		got.ExpiresAt != valid.ExpiresAt || got.ExpiresAt-got.NotBefore != 3600 || got.IssuedAt != got.NotBefore || !got.Grants.RoomJoin {
 		t.Errorf("claims = %+v", got.Claims)
@@ -237,10 +238,7 @@ func TestVerify(t *testing.T) {
 
 // Whether or not a second ticks while signing, expiresAt is the token's own exp.
 func TestExpiresAtAcrossASecond(t *testing.T) {
-	issued, err := newIssuer().Join(anyone, token.JoinRequest{Room: "r", Identity: "a", TTLSeconds: ptr[int64](90)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	issued := mustSign(t, token.Grant{Room: "r", Identity: "a", TTL: 90 * time.Second})
 	claims, _ := mustVerify(t, issued.Token)
 	exp := claims.ExpiresAt.Unix()
 	iat := claims.IssuedAt.Unix()

@@ -1,5 +1,6 @@
 // Package app builds, from a validated configuration, every service the router needs: metrics,
-// the rate limiter, the authenticator, the grant policy, the bans and the issuer. run calls it, and so do the handler tests,
+// the rate limiter, the authenticator, the grant policy, the bans, dispatch and the issuance
+// service that runs them in one pass. run calls it, and so do the handler tests,
 // so that both serve exactly the same wiring.
 package app
 
@@ -18,6 +19,7 @@ import (
 	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/dispatch"
 	"github.com/token-service/token-service/handlers"
+	"github.com/token-service/token-service/issuance"
 	"github.com/token-service/token-service/livekitapi"
 	"github.com/token-service/token-service/logging"
 	"github.com/token-service/token-service/metrics"
@@ -32,12 +34,15 @@ import (
 // identity provider's keys ends with ctx.
 // accessLog is where each request's line goes (buffered in run); log has everything else.
 func New(ctx context.Context, cfg config.Config, version string, log, accessLog zerolog.Logger) (handlers.Deps, func() error, error) {
+	for _, warning := range cfg.Warnings {
+		log.Warn().Msg(warning)
+	}
 	m := metrics.New(version)
-	redisOptions, _ := cfg.RedisOptions() // validated by config.Load
+	redisOptions := cfg.Redis.Options
 	limiter := ratelimit.New(ratelimit.Settings{
-		Limit: cfg.RateLimitMaxRequests, ServiceLimit: cfg.RateLimitServiceMaxRequests,
-		Window: cfg.RateLimitWindow(), IPv6Prefix: cfg.RateLimitIPv6Prefix,
-		Redis: redisOptions, RedisTimeout: cfg.RedisTimeout(),
+		Limit: cfg.RateLimit.Max, ServiceLimit: cfg.RateLimit.ServiceMax,
+		Window: cfg.RateLimit.Window, IPv6Prefix: cfg.RateLimit.IPv6Prefix,
+		Redis: redisOptions, RedisTimeout: cfg.Redis.Timeout,
 		OnDecision: m.RateLimitDecision, OnRedisMiss: m.RateLimitBackendError,
 		OnFallback: func(active bool) {
 			m.RateLimitFallback(active)
@@ -48,25 +53,32 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 			}
 		},
 	})
+	serviceKeys := make([]string, len(cfg.ServiceKeys))
+	for i, k := range cfg.ServiceKeys {
+		serviceKeys[i] = k.Reveal()
+	}
+	ua := cfg.UserAuth
 	auth, err := authn.New(ctx, authn.Settings{
-		ServiceKeys: cfg.ServiceKeys(),
-		JWKSURL:     cfg.AuthJWKSURL, JWTSecret: cfg.AuthJWTSecret.Reveal(),
-		Issuer: cfg.AuthJWTIssuer, Audience: cfg.AuthJWTAudience, Algorithms: cfg.JWTAlgorithms(),
-		IdentityClaim: cfg.AuthIdentityClaim, NameClaim: cfg.AuthNameClaim, RoomsClaim: cfg.AuthRoomsClaim,
+		ServiceKeys: serviceKeys,
+		JWKSURL:     ua.JWKSURL, JWTSecret: ua.JWTSecret.Reveal(),
+		Issuer: ua.Issuer, Audience: ua.Audience, Algorithms: ua.Algorithms,
+		IdentityClaim: ua.IdentityClaim, NameClaim: ua.NameClaim, RoomsClaim: ua.RoomsClaim,
 		OnJWKSError: func(err error) { log.Warn().Err(err).Msg("JWKS refresh failed; keeping the last keys") },
 	})
 	if err != nil {
 		_ = limiter.Close()
 		return handlers.Deps{}, nil, err
 	}
-	decider, err := policy.New(policy.SettingsFrom(cfg))
+	decider, err := policy.New(PolicySettings(cfg))
 	if err != nil {
 		_ = limiter.Close()
 		return handlers.Deps{}, nil, fmt.Errorf("%w: POLICY_FILE: %w", config.ErrInvalid, err)
 	}
 	log.Info().Str("policy", decider.Current().Source).Msg("grant policy loaded")
-	for _, warning := range policy.Warnings(cfg) {
-		log.Warn().Msg(warning)
+	if cfg.PolicyFile != "" {
+		for _, warning := range decider.Current().Warnings {
+			log.Warn().Msg("policy: " + warning)
+		}
 	}
 	bans := moderation.NewStore(redisOptions, m.BansActive)
 	if !bans.Shared() {
@@ -76,14 +88,15 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	} else {
 		log.Info().Int("bans", len(bans.List("", ""))).Msg("bans are kept in Redis, shared by every replica; each replica answers from its own copy")
 	}
-	api := livekitapi.New(cfg.APIURL, cfg.APIKey, cfg.APISecret.Reveal(), cfg.APITimeout())
+	lk := cfg.LiveKit
+	api := livekitapi.New(lk.APIURL, lk.APIKey, lk.APISecret.Reveal(), lk.APITimeout)
 	enforcer := moderation.NewEnforcer(api, log, m.BanRemoval)
 	var dispatchLocks *dispatch.RedisLocks
 	if redisOptions != nil {
 		var unsharedLines logging.PerSecond
 		// A lock attempt may take longer than a rate-limit count (REDIS_TIMEOUT_MS): missing it
 		// means a lock of this replica's own.
-		dispatchLocks = dispatch.NewRedisLocks(redisOptions, max(cfg.RedisTimeout(), 250*time.Millisecond), func(err error) {
+		dispatchLocks = dispatch.NewRedisLocks(redisOptions, max(cfg.Redis.Timeout, 250*time.Millisecond), func(err error) {
 			m.DispatchLockUnshared()
 			if unsharedLines.Allow() {
 				log.Warn().Err(err).Msg("redis did not answer for a room's dispatch lock: serialised on this replica only")
@@ -106,24 +119,39 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		}
 		return errors.Join(errs...)
 	}
-	webhookKeys := map[string]string{cfg.APIKey: cfg.APISecret.Reveal()}
-	for key, secret := range cfg.VerifyOnlyKeys() {
-		webhookKeys[key] = secret
+	keys := map[string]string{lk.APIKey: lk.APISecret.Reveal()}
+	otherKeys := map[string]string{}
+	for key, secret := range lk.VerifyKeys {
+		keys[key], otherKeys[key] = secret.Reveal(), secret.Reveal()
 	}
-	issuer := token.NewIssuer(token.Settings{
-		APIKey: cfg.APIKey, APISecret: cfg.APISecret.Reveal(), WSURL: cfg.WSURL,
-		DefaultTTL: cfg.DefaultTTL(), MaxTTL: cfg.MaxTTL(),
-		Decider:   decider,
-		Bans:      bans,
-		Recorder:  m,
-		OtherKeys: cfg.VerifyOnlyKeys(),
+	service := issuance.New(issuance.Deps{
+		Policy:     decider,
+		Issuer:     token.NewIssuer(token.Keys{APIKey: lk.APIKey, APISecret: lk.APISecret.Reveal(), Others: otherKeys, WSURL: lk.WSURL}),
+		Limits:     token.Limits{MaxTTL: cfg.MaxTTL},
+		Bans:       bans,
+		Dispatcher: dispatcher,
+		Recorder:   m,
 	})
 	return handlers.Deps{
-		Dispatcher:  dispatcher,
-		Moderator:   &moderation.Moderator{Store: bans, Enforcer: enforcer, Log: log, Backend: issuer.Backend, DefaultDuration: cfg.MaxTTL()},
-		WebhookKeys: lkauth.NewFileBasedKeyProviderFromMap(webhookKeys),
-		Issuer:      issuer, Policy: decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
-		CORSOrigins: cfg.AllowedOrigins(), TrustedProxies: cfg.TrustedProxyCIDRs(), ClientIPHeader: cfg.ClientIPHeader,
+		Service:     service,
+		Moderator:   &moderation.Moderator{Store: bans, Enforcer: enforcer, Log: log, DefaultDuration: cfg.MaxTTL},
+		WebhookKeys: lkauth.NewFileBasedKeyProviderFromMap(keys),
+		Policy:      decider, Auth: auth, Limiter: limiter, Readiness: &handlers.Readiness{}, Metrics: m, Log: log, AccessLog: accessLog,
+		CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, ClientIPHeader: cfg.ClientIPHeader,
 		ServeMetrics: cfg.MetricsAddr() == "",
 	}, stop, nil
+}
+
+// PolicySettings are what the grant policy needs of the configuration, for run and for the
+// policy subcommands alike.
+func PolicySettings(cfg config.Config) policy.Settings {
+	return policy.Settings{
+		File:          cfg.PolicyFile,
+		Open:          cfg.Open,
+		ServiceKeys:   len(cfg.ServiceKeys) > 0,
+		UserAuth:      cfg.UserAuth.Enabled(),
+		AllowedAgents: cfg.AllowedAgents,
+		DefaultTTL:    cfg.DefaultTTL,
+		MaxTTL:        cfg.MaxTTL,
+	}
 }
