@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,5 +222,51 @@ func TestMetricsPort(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "token_service_build_info") {
 		t.Errorf("metrics port: %d %.200s", resp.StatusCode, body)
+	}
+}
+
+// A policy file caught mid-write on SIGHUP is never applied, even where the half written so far
+// parses (a rule cut before its rooms: would admit anonymous callers to any room): the reload
+// waits until two reads a moment apart agree.
+func TestReloadNeverAppliesAHalfWrittenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	head := "version: 1\nprofiles: {guest: {grants: {canSubscribe: true}}}\nrules:\n  - name: guests\n    caller: anonymous\n    profile: guest\n"
+	if err := os.WriteFile(path, []byte(head+"    rooms: [\"lobby-*\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, _, _, logs := startRun(t, "POLICY_FILE="+path)
+	secret := func() int { return status(t, "POST", base+"/token", `{"room":"secret-room","identity":"a"}`) }
+	if got := secret(); got != 403 {
+		t.Fatalf("before the reload: %d", got)
+	}
+	// A writer that has written the rule but not yet its rooms when the signal comes.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(head); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The rest of the file follows while the reload is still reading.
+	if _, err := f.WriteString("    rooms: [\"lobby-*\", \"stage-*\"]\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if got := secret(); got == 200 {
+			t.Fatal("the half-written policy was applied: anonymous callers got any room")
+		}
+		if !strings.Contains(logs.String(), "grant policy reloaded") {
+			return errors.New("not reloaded yet")
+		}
+		return nil
+	})
+	if got, stage := secret(), status(t, "POST", base+"/token", `{"room":"stage-1","identity":"a"}`); got != 403 || stage != 200 {
+		t.Errorf("after the reload: secret-room %d, stage-1 %d; want the whole new file", got, stage)
 	}
 }

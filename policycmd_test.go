@@ -63,3 +63,64 @@ func TestPolicyExplain(t *testing.T) {
 		t.Errorf("explain bad input: %d", code)
 	}
 }
+
+// policy check reports every problem of a file at once: an unknown key does not hide a broken
+// room pattern further down, nor a key left without a value.
+func TestPolicyCheckReportsEveryProblem(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	text := `version: 1
+profiles:
+  member:
+    grants: {canPublish: true}
+    caller_may:
+      name: true
+  guest:
+    grants: {canSubscribe: true}
+rules:
+  - name: members
+    caller: user
+    profile: member
+    romos: ["lobby-*"]
+  - name: guests
+    caller: []
+    profile: guest
+  - name: open
+    rooms:
+    profile: guest
+  - name: tenants
+    caller: user
+    rooms: ["{claims.org}*"]
+    profile: member
+`
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runPolicy(t, "", "check", file)
+	for _, want := range []string{"p.yaml:13: field romos not found", "p.yaml:14: rule \"guests\": caller: an empty list",
+		"p.yaml:18: rooms has no value", `p.yaml:20: rule "tenants": rooms "{claims.org}*"`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q in:\n%s", want, errOut)
+		}
+	}
+	if code != 2 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// A rule giving anonymous callers agent tokens is refused where service keys are set, and only
+// warned about where they are not (the environment is the one check reads, as start-up does).
+func TestPolicyCheckRefusesAnonymousAgentTokens(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(file, []byte("version: 1\nprofiles: {bot: {kind: agent}}\nrules:\n  - {name: bots, token: agent, profile: bot}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := policyCommand([]string{"check", file}, []string{"SERVICE_API_KEYS=" + strings.Repeat("k", 32)}, strings.NewReader(""), &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), `rule "bots": gives agent tokens to anonymous callers`) {
+		t.Errorf("with service keys: %d %s", code, errOut.String())
+	}
+	code, stdout, stderr := runPolicy(t, "", "check", file)
+	if code != 0 || !strings.Contains(stdout, "valid") || !strings.Contains(stderr, "warning:") {
+		t.Errorf("without service keys: %d %s %s", code, stdout, stderr)
+	}
+}
