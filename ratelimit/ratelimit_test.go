@@ -3,6 +3,9 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,22 +103,65 @@ func TestMemoryCounterFixedWindow(t *testing.T) {
 	}
 }
 
-// A flood of distinct clients cannot grow the counters past their bound, nor lock out a new
-// client: past the bound a new key is let through uncounted.
-func TestMemoryCounterIsBounded(t *testing.T) {
+// A flood of distinct clients cannot grow the counters past their bound, nor let every new
+// client through: the client seen least recently is forgotten, and a client that keeps asking
+// keeps its count through the flood.
+func TestMemoryCounterKeepsLimitingUnderAFlood(t *testing.T) {
 	m := newMemoryCounter(time.Minute)
 	now := time.UnixMilli(60_000 * 1000)
-	for i := range shardCount * maxKeysPerShard * 2 {
-		m.count(string(rune(i))+"-client", now)
-	}
-	for i := range m.shards {
-		if n := len(m.shards[i].counts); n > maxKeysPerShard {
-			t.Fatalf("shard %d holds %d keys", i, n)
+	steady := 0
+	for i := range 300_000 {
+		m.count("flood-"+strconv.Itoa(i), now)
+		if i%64 == 0 { // a client that keeps asking through the flood
+			steady++
+			if n, _ := m.count("steady", now); n != steady {
+				t.Fatalf("after %d flood keys the steady client counts %d, want %d", i, n, steady)
+			}
 		}
 	}
-	for range 3 {
-		if n, _ := m.count("a newcomer", now); n != 1 {
-			t.Fatalf("a new client after the flood is counted at %d", n)
+	for want := 1; want <= 3; want++ { // counted, not waved through
+		if n, _ := m.count("a newcomer", now); n != want {
+			t.Fatalf("a newcomer after the flood counts %d, want %d", n, want)
+		}
+	}
+	used := 0
+	for i := range m.shards {
+		used += m.shards[i].used
+	}
+	if used != shardCount*slotsPerShard {
+		t.Errorf("%d slots in use after the flood, want every one of %d", used, shardCount*slotsPerShard)
+	}
+}
+
+// The shard's index and recency list agree with a plain map and list under random use, evictions
+// and deletions included.
+func TestMemoryShardAgreesWithAModel(t *testing.T) {
+	var s shard
+	s.head, s.tail = none, none
+	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[uint64]bool{}
+	var order []uint64 // most recent first
+	for step := range 200_000 {
+		// Hashes cluster in a few probe runs, so that deletions shift entries around.
+		h := uint64(rng.IntN(5000))<<6 | uint64(rng.IntN(3))<<20
+		i := s.find(h)
+		if (i != none) != model[h] {
+			t.Fatalf("step %d: find(%x) = %d, model says present=%v", step, h, i, model[h])
+		}
+		if i == none {
+			if len(order) == slotsPerShard {
+				delete(model, order[len(order)-1])
+				order = order[:len(order)-1]
+			}
+			s.insert(h)
+			model[h] = true
+		} else {
+			s.touch(i)
+			order = slices.DeleteFunc(order, func(v uint64) bool { return v == h })
+		}
+		order = append([]uint64{h}, order...)
+		if s.slots[s.tail].hash != order[len(order)-1] || s.slots[s.head].hash != h {
+			t.Fatalf("step %d: recency list disagrees with the model", step)
 		}
 	}
 }
