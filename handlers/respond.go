@@ -118,7 +118,11 @@ func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 		var zero T
 		return zero, err
 	}
-	return decodeFrom[T](body)
+	v, err := decodeFrom[T](body)
+	if err == errTooLarge {
+		drainRefused(w, r.Body)
+	}
+	return v, err
 }
 
 // DecodeRequest reads a request body as the router does, with the same refusals: policy explain
@@ -145,12 +149,13 @@ func decodeFrom[T any](body io.Reader) (T, error) {
 // (chunked) fails the read at the limit, which decodeError turns into a 413.
 func jsonBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
 	if r.ContentLength > MaxBodyBytes {
-		return nil, tooLarge(w, r.Body)
+		drainRefused(w, r.Body)
+		return nil, errTooLarge
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, errMediaType
 	}
-	return &bodyReader{limited: http.MaxBytesReader(w, r.Body, MaxBodyBytes), body: r.Body, w: w}, nil
+	return http.MaxBytesReader(w, r.Body, MaxBodyBytes), nil
 }
 
 // maxDrainBytes is the most of a refused body read before its 413 is sent. net/http closes the
@@ -159,27 +164,12 @@ func jsonBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
 // timeout bounds the time), lets an ordinary client read why it was refused.
 const maxDrainBytes = 1 << 20
 
-func tooLarge(w http.ResponseWriter, body io.Reader) error {
+// drainRefused reads what is left of a body refused as too large, up to maxDrainBytes; past that
+// the connection is closed after the reply.
+func drainRefused(w http.ResponseWriter, body io.Reader) {
 	if n, _ := io.CopyN(io.Discard, body, maxDrainBytes+1); n > maxDrainBytes {
 		w.Header().Set("Connection", "close")
 	}
-	return errTooLarge
-}
-
-// bodyReader is the capped body; past the cap the rest is drained (tooLarge) before the 413.
-type bodyReader struct {
-	limited io.Reader
-	body    io.Reader
-	w       http.ResponseWriter
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.limited.Read(p)
-	var over *http.MaxBytesError
-	if errors.As(err, &over) {
-		return n, tooLarge(b.w, b.body)
-	}
-	return n, err
 }
 
 // overLimit decides which of two mistakes a failed decode reports. The decoder stops at the first
@@ -187,8 +177,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // limit must be a 413 whatever it holds, so the rest of the body is read (up to the limit) to see
 // whether it is too large.
 func overLimit(body io.Reader, err error) error {
-	if _, drainErr := io.Copy(io.Discard, body); errors.Is(drainErr, errTooLarge) {
-		return drainErr
+	if _, drainErr := io.Copy(io.Discard, body); drainErr != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(drainErr, &tooLarge) {
+			return drainErr
+		}
 	}
 	return err
 }
@@ -203,7 +196,11 @@ func decodeProto(w http.ResponseWriter, r *http.Request, msg proto.Message) erro
 	}
 	body, err := io.ReadAll(reader)
 	if err != nil {
-		return decodeError(err)
+		err = decodeError(err)
+		if err == errTooLarge {
+			drainRefused(w, r.Body)
+		}
+		return err
 	}
 	return protoFrom(body, msg)
 }
@@ -239,8 +236,9 @@ func decodeError(err error) error {
 	var invalid *token.Invalid
 	var semantic *json.SemanticError
 	var syntactic *jsontext.SyntacticError
+	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.As(err, &tooLarge):
 		return errTooLarge
 	case errors.As(err, &invalid): // a field's own decoder refused it (room_config)
 		return invalid
