@@ -149,6 +149,9 @@ func reloadPolicyOnHangup(ctx context.Context, hangup <-chan os.Signal, engine *
 				continue
 			}
 			log.Info().Str("policy", p.Source).Msg("grant policy reloaded")
+			for _, warning := range p.Warnings {
+				log.Warn().Msg("policy: " + warning)
+			}
 		}
 	}
 }

@@ -106,6 +106,12 @@ func explain(cfg config.Config, settings policy.Settings, args []string, stdin i
 		}
 		return 2
 	}
+	if in.Caller == "user" && !settings.UserAuth {
+		// A server without end-user authentication never sees a user: explain as the
+		// deployment that signs users in would decide, and say so.
+		settings.UserAuth = true
+		fmt.Fprintln(stderr, "note: explained as if end-user authentication (AUTH_JWKS_URL or AUTH_JWT_SECRET) were configured")
+	}
 	engine, err := policy.New(settings)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -116,7 +116,7 @@ func TestPolicyCheckRefusesAnonymousAgentTokens(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	code := policyCommand([]string{"check", file}, []string{"SERVICE_API_KEYS=" + strings.Repeat("k", 32)}, strings.NewReader(""), &out, &errOut)
-	if code != 2 || !strings.Contains(errOut.String(), `rule "bots": gives agent tokens to anonymous callers`) {
+	if code != 2 || !strings.Contains(errOut.String(), `rule "bots": gives anonymous callers agent participants`) {
 		t.Errorf("with service keys: %d %s", code, errOut.String())
 	}
 	code, stdout, stderr := runPolicy(t, "", "check", file)

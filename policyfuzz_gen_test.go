@@ -128,6 +128,8 @@ func subset[T any](rng *rand.Rand, from []T) []T {
 
 func generatePolicy(rng *rand.Rand) *genPolicy {
 	p := &genPolicy{Version: 1, Profiles: map[string]*genProfile{}}
+	// One pattern per claim in a policy (a claim read by two patterns does not load).
+	orgPattern := pick(rng, []string{"{claims.org}-*", "team-*-{claims.org}-*"})
 	names := []string{"alpha", "beta", "gamma"}[:1+rng.IntN(3)]
 	for _, name := range names {
 		prof := &genProfile{Grants: map[string]any{}}
@@ -180,14 +182,19 @@ func generatePolicy(rng *rand.Rand) *genPolicy {
 				r.Caller = []string{"user"}
 			}
 		}
+		// With service keys set, anonymous callers may not be given agent participants.
+		if prof := p.Profiles[profile]; (len(r.Caller) == 0 || slices.Contains(r.Caller, "anonymous")) &&
+			(prof.Grants["agent"] == true || slices.Contains(prof.CallerMay.Grants, "agent") || slices.Contains(prof.CallerMay.Grants, "*")) {
+			r.Caller = []string{"user", "service"}
+		}
 		if rng.IntN(3) == 0 {
 			r.When = pick(rng, []string{`has(claims.role) && claims.role == "host"`, `"admins" in claims.groups`,
 				`request.ttl_seconds < 600`, `claims.role == "host"`, `caller == "user"`})
 		}
 		if rng.IntN(3) == 0 {
-			r.Rooms = subset(rng, []string{"lobby-*", "{claims.org}-*", "*-{claims.sub}", "team-*-{claims.org}-*", "*", "r1"})
+			r.Rooms = subset(rng, []string{"lobby-*", orgPattern, "*-{claims.sub}", "*", "r1"})
 			if len(r.Rooms) == 0 {
-				r.Rooms = []string{"{claims.org}-*"}
+				r.Rooms = []string{orgPattern}
 			}
 		}
 		p.Rules = append(p.Rules, r)
@@ -196,7 +203,7 @@ func generatePolicy(rng *rand.Rand) *genPolicy {
 		for _, name := range names {
 			if prof := p.Profiles[name]; prof.Kind == "" {
 				callers := []string{"user", "service"}
-				if rng.IntN(2) == 0 {
+				if rng.IntN(2) == 0 && prof.Grants["agent"] != true && !slices.Contains(prof.CallerMay.Grants, "agent") && !slices.Contains(prof.CallerMay.Grants, "*") {
 					callers = nil // every caller
 				}
 				p.Rules = append(p.Rules, genRule{Name: "fallback", Caller: callers, Profile: name})

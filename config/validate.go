@@ -61,7 +61,10 @@ func (e *environment) config() (Config, []string) {
 	if c.CORSOrigins, err = parseOrigins(e.CORSOrigins); err != nil {
 		p.add("CORS_ORIGINS", err.Error())
 	}
-	if c.TrustedProxies, err = parseProxies(e.TrustedProxies, c.Env); err != nil {
+	// Narrow wherever the service is not a developer's: an unset environment with real
+	// credentials is closed as production is, and held to the same rule.
+	narrow := c.Env != Development || c.EnvUnset && !devPair(c.LiveKit)
+	if c.TrustedProxies, err = parseProxies(e.TrustedProxies, narrow); err != nil {
 		p.add("TRUSTED_PROXIES", err.Error())
 	}
 	c.LogLevel = e.logLevel(&c, &p)
@@ -73,6 +76,8 @@ func (e *environment) config() (Config, []string) {
 	for _, key := range splitList(e.ServiceAPIKeys.Reveal()) {
 		c.ServiceKeys = append(c.ServiceKeys, Secret(key))
 	}
+	// Set but listing nothing (" , ") is neither "no keys" nor any key: refused, not guessed at.
+	p.check(e.ServiceAPIKeys == "" || len(c.ServiceKeys) > 0, "SERVICE_API_KEYS", "is set but lists no key")
 	for _, key := range c.ServiceKeys {
 		if len(key) < minProductionSecretLen {
 			p.add("SERVICE_API_KEYS", "each key must be at least "+strconv.Itoa(minProductionSecretLen)+" characters")
@@ -108,6 +113,8 @@ func (p *problems) check(ok bool, variable, rule string) {
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
 
+func devPair(lk LiveKit) bool { return lk.APIKey == devAPIKey && lk.APISecret.Reveal() == devAPISecret }
+
 // strictSecrets is where secrets must be long: everywhere but development. Test is production's
 // rule, except that it may use livekit-server --dev's pair.
 func strictSecrets(env string) bool { return env != Development }
@@ -127,7 +134,7 @@ func (e *environment) liveKit(c *Config, p *problems) LiveKit {
 			c.Warnings = append(c.Warnings, "LIVEKIT_WS_URL is unset: using "+devWSURL+" (development only)")
 		}
 	}
-	dev := lk.APIKey == devAPIKey && lk.APISecret.Reveal() == devAPISecret
+	dev := devPair(lk)
 	p.check(lk.APIKey != "", "LIVEKIT_API_KEY", "is required outside development")
 	p.check(lk.APISecret != "", "LIVEKIT_API_SECRET", "is required outside development (and with LIVEKIT_API_KEY in development)")
 	if strictSecrets(c.Env) && lk.APISecret != "" && !(c.Env == Test && dev) {
@@ -166,7 +173,7 @@ func (e *environment) liveKit(c *Config, p *problems) LiveKit {
 func (e *environment) openness(c *Config) (bool, []string) {
 	warnings := c.Warnings
 	keys := e.ServiceAPIKeys != ""
-	dev := c.LiveKit.APIKey == devAPIKey && c.LiveKit.APISecret.Reveal() == devAPISecret
+	dev := devPair(c.LiveKit)
 	switch {
 	case keys || c.Env == Production:
 		return false, warnings
@@ -320,13 +327,16 @@ func oneLabelWildcard(host string) bool {
 
 // Outside development a trusted proxy range must be narrow: a proxy's CIDR trusted too widely
 // lets every client it covers choose its own address, and so its own rate-limit key and the
-// address the logs record. /8 (IPv4) and /24 (IPv6) are wider than any one operator's proxies.
+// address the logs record. /8 (IPv4) and /24 (IPv6) are wider than any one operator's proxies;
+// the ranges together may cover at most four times that (the private ranges 10/8, 172.16/12
+// and 192.168/16 together are well inside), so that many narrow ranges cannot add up to all.
 const (
 	minTrustedIPv4Bits = 8
 	minTrustedIPv6Bits = 24
+	maxTrustedWidths   = 4
 )
 
-func parseProxies(raw, environment string) ([]netip.Prefix, error) {
+func parseProxies(raw string, narrow bool) ([]netip.Prefix, error) {
 	var prefixes []netip.Prefix
 	var wide []string
 	for _, c := range splitList(raw) {
@@ -334,14 +344,19 @@ func parseProxies(raw, environment string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, errors.New("must be a comma-separated list of CIDRs such as 10.0.0.0/8")
 		}
-		if environment != Development && tooWide(prefix) {
+		if narrow && tooWide(prefix) {
 			wide = append(wide, prefix.String())
 		}
 		prefixes = append(prefixes, prefix)
 	}
-	if len(wide) > 0 {
-		return nil, errors.New(strings.Join(wide, ", ") + ": wider than /" + strconv.Itoa(minTrustedIPv4Bits) + " (IPv4) or /" +
-			strconv.Itoa(minTrustedIPv6Bits) + " (IPv6) outside development, which would let the clients in it choose their own address")
+	widths := strconv.Itoa(minTrustedIPv4Bits) + " (IPv4) or /" + strconv.Itoa(minTrustedIPv6Bits) + " (IPv6)"
+	switch {
+	case len(wide) > 0:
+		return nil, errors.New(strings.Join(wide, ", ") + ": wider than /" + widths + " outside development, which would let the clients in it choose their own address")
+	case narrow && coverage(prefixes, true) > maxTrustedWidths<<(32-minTrustedIPv4Bits):
+		return nil, errors.New("together cover more than four /" + strconv.Itoa(minTrustedIPv4Bits) + " of IPv4 outside development")
+	case narrow && coverage(prefixes, false) > maxTrustedWidths:
+		return nil, errors.New("together cover more than four /" + strconv.Itoa(minTrustedIPv6Bits) + " of IPv6 outside development")
 	}
 	return prefixes, nil
 }
@@ -349,13 +364,46 @@ func parseProxies(raw, environment string) ([]netip.Prefix, error) {
 // tooWide is a prefix wider than the minimum; an IPv4-mapped IPv6 prefix (::ffff:0:0/96) counts
 // as the IPv4 range it covers.
 func tooWide(prefix netip.Prefix) bool {
-	if prefix.Addr().Is4In6() {
-		return prefix.Bits()-96 < minTrustedIPv4Bits
+	bits, v4 := familyBits(prefix)
+	if v4 {
+		return bits < minTrustedIPv4Bits
 	}
-	if prefix.Addr().Is4() {
-		return prefix.Bits() < minTrustedIPv4Bits
+	return bits < minTrustedIPv6Bits
+}
+
+func familyBits(prefix netip.Prefix) (int, bool) {
+	switch {
+	case prefix.Addr().Is4In6():
+		return max(prefix.Bits()-96, 0), true
+	case prefix.Addr().Is4():
+		return prefix.Bits(), true
 	}
-	return prefix.Bits() < minTrustedIPv6Bits
+	return prefix.Bits(), false
+}
+
+// coverage is how much of one family the prefixes cover without counting a range twice: IPv4 in
+// addresses, IPv6 in /24s (a prefix narrower than /24 counts as one, as a part of one).
+func coverage(prefixes []netip.Prefix, v4 bool) uint64 {
+	var family []netip.Prefix
+	for _, p := range prefixes {
+		if _, is4 := familyBits(p); is4 == v4 {
+			family = append(family, p.Masked())
+		}
+	}
+	slices.SortFunc(family, func(a, b netip.Prefix) int { return a.Bits() - b.Bits() }) // widest first
+	var total uint64
+	for i, p := range family {
+		if slices.ContainsFunc(family[:i], func(q netip.Prefix) bool { return q.Overlaps(p) }) {
+			continue // inside a wider one already counted
+		}
+		bits, _ := familyBits(p)
+		if v4 {
+			total += 1 << (32 - bits)
+		} else {
+			total += 1 << max(minTrustedIPv6Bits-bits, 0)
+		}
+	}
+	return total
 }
 
 // parseKeyPairs reads livekit-server's "key: secret" list (comma or newline separated).

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,63 @@ func TestTenantsCannotCrossRooms(t *testing.T) {
 		"POLICY_FILE="+writePolicy(t, "version: 1\nprofiles: {m: {}}\nrules:\n  - {name: r, rooms: [\"{claims.org}*\"], profile: m}\n"))
 	if err == nil || !strings.Contains(err.Error(), "{claims.org}") {
 		t.Errorf("{claims.org}* was accepted: %v", err)
+	}
+}
+
+// A claim read by two different patterns could give one room to two of its values ({claims.org}
+// takes acme-corp for org acme-corp, {claims.org}-* for org acme): such a policy does not load,
+// in one rule or across rules.
+func TestOneClaimOnePattern(t *testing.T) {
+	production := []string{"APP_ENV=production", "LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + testSecret, "LIVEKIT_WS_URL=wss://x"}
+	for _, rules := range []string{
+		"  - {name: r, caller: user, rooms: [\"{claims.org}\", \"{claims.org}-*\"], profile: m}\n",
+		"  - {name: a, caller: user, rooms: [\"{claims.org}-*\"], profile: m}\n  - {name: b, caller: user, rooms: [\"*_{claims.org}\"], profile: m}\n",
+	} {
+		_, err := startUp(t, append(production, "POLICY_FILE="+writePolicy(t, "version: 1\nprofiles: {m: {}}\nrules:\n"+rules))...)
+		if err == nil || !strings.Contains(err.Error(), "is read by pattern") {
+			t.Errorf("%s: %v", rules, err)
+		}
+	}
+	// The same pattern in several rules is one pattern.
+	if _, err := startUp(t, append(production, "POLICY_FILE="+writePolicy(t, "version: 1\nprofiles: {m: {}}\nrules:\n"+
+		"  - {name: a, caller: user, when: 'has(claims.role)', rooms: [\"{claims.org}-*\"], profile: m}\n  - {name: b, caller: user, rooms: [\"{claims.org}-*\"], profile: m}\n"))...); err != nil {
+		t.Errorf("one pattern in two rules: %v", err)
+	}
+}
+
+// Anonymous callers get no participant LiveKit treats as an agent on /token either, while
+// service keys are set.
+func TestAnonymousAgentParticipantsAreRefused(t *testing.T) {
+	for _, profile := range []string{"{kind: agent}", "{grants: {agent: true}}", "{caller_may: {grants: [agent]}}"} {
+		file := writePolicy(t, "version: 1\nprofiles: {p: "+profile+"}\nrules:\n  - {name: r, caller: anonymous, profile: p}\n")
+		_, err := startUp(t, "APP_ENV=production", "LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET="+testSecret, "LIVEKIT_WS_URL=wss://x",
+			"SERVICE_API_KEYS="+serviceKey1, "POLICY_FILE="+file)
+		if err == nil || !strings.Contains(err.Error(), "agent participants") {
+			t.Errorf("%s: %v", profile, err)
+		}
+	}
+}
+
+// A profile may name room_config fields as protojson does (emptyTimeout) or by proto name;
+// either way the field it names is the one allowed.
+func TestRoomConfigFieldsByEitherName(t *testing.T) {
+	srv := newServer(t, "APP_ENV=production", "SERVICE_API_KEYS="+serviceKey1, "POLICY_FILE="+writePolicy(t,
+		"version: 1\nprofiles: {b: {caller_may: {room_config: [emptyTimeout, max_participants]}}}\nrules:\n  - {name: r, caller: service, profile: b}\n"))
+	for _, body := range []string{`{"room":"r","identity":"a","room_config":{"empty_timeout":10}}`, `{"room":"r","identity":"a","room_config":{"maxParticipants":3}}`} {
+		if r := srv.post(t, "/token", body, "Authorization: Bearer "+serviceKey1); r.status != 200 {
+			t.Errorf("%s: %d %s", body, r.status, r.raw)
+		}
+	}
+}
+
+// A refusal repeats at most a short prefix of the caller's own text.
+func TestRefusalsDoNotEchoHugeValues(t *testing.T) {
+	srv := newServer(t, "APP_ENV=production", "LIVEKIT_API_SECRET="+testSecret)
+	key := "lk." + strings.Repeat("A", 60000)
+	r := srv.post(t, "/token", `{"room":"r","identity":"a","attributes":{"`+key+`":"v"}}`)
+	r.wantError(t, 403, "forbidden", "attributes")
+	if len(r.raw) > 1024 {
+		t.Errorf("a 403 of %d bytes echoes the key", len(r.raw))
 	}
 }
 
@@ -227,8 +285,24 @@ func TestTrustedProxiesStayNarrow(t *testing.T) {
 			t.Errorf("%v: %v", env[len(env)-1], err)
 		}
 	}
-	if _, err := config.Load(append(production, "TRUSTED_PROXIES=10.0.0.0/8,2001:db8::/32")); err != nil {
-		t.Errorf("a /8 and a /32: %v", err)
+	// An unset environment with real credentials is closed as production is, and as narrow.
+	if _, err := config.Load([]string{"LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=" + testSecret, "TRUSTED_PROXIES=0.0.0.0/0"}); err == nil {
+		t.Error("0.0.0.0/0 with no APP_ENV and real credentials was accepted")
+	}
+	// Many narrow ranges may not add up to every address.
+	var all []string
+	for i := range 256 {
+		all = append(all, strconv.Itoa(i)+".0.0.0/8")
+	}
+	if _, err := config.Load(append(production, "TRUSTED_PROXIES="+strings.Join(all, ","))); err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES: together cover") {
+		t.Errorf("256 /8s: %v", err)
+	}
+	if _, err := config.Load(append(production, "TRUSTED_PROXIES=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,10.1.0.0/16,2001:db8::/32")); err != nil {
+		t.Errorf("the private ranges and a /32: %v", err)
+	}
+	// A key list that lists no key is neither "no keys" nor a key.
+	if _, err := config.Load(append(production, "SERVICE_API_KEYS= , ")); err == nil || !strings.Contains(err.Error(), "SERVICE_API_KEYS: is set but lists no key") {
+		t.Errorf("SERVICE_API_KEYS of commas: %v", err)
 	}
 }
 

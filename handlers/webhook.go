@@ -11,10 +11,11 @@ import (
 
 	"github.com/token-service/token-service/metrics"
 	"github.com/token-service/token-service/moderation"
+	"github.com/token-service/token-service/token"
 )
 
-var errWebhookUnverified = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
-	Message: "webhook does not verify: it must be signed by LiveKit with a configured API key, over this exact body"}
+var errWebhookUnverified = &token.Unauthorized{BadCredentials: true,
+	Reason: "webhook does not verify: it must be signed by LiveKit with a configured API key, over this exact body"}
 
 type webhookReceipt struct {
 	Event   string `json:"event"`

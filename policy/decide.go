@@ -95,6 +95,17 @@ func claimsOf(c token.Caller) map[string]any {
 
 func forbid(field, reason string) error { return &token.Forbidden{Field: field, Reason: reason} }
 
+// maxShown is the most of a caller's own text (an attribute key, an agent name) a refusal
+// repeats, so that a reply cannot be made to echo a huge value.
+const maxShown = 64
+
+func shown(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxShown], "") + "…"
+}
+
 // decide finds the first rule that matches and grants what its profile allows: every 403 of a
 // request that passed validation, and the 401 that credentials would cure.
 func (p *Policy) decide(c token.Caller, req *request, s Settings) (token.Grant, error) {
@@ -407,11 +418,11 @@ func (cp *compiledProfile) chooseAttributes(kind int, claims map[string]any, ask
 func (cp *compiledProfile) refuseAttribute(kind int, key string) error {
 	switch {
 	case kind != service && reservedAttribute(key):
-		return forbid("attributes", "attribute "+key+" is in LiveKit's reserved namespaces (lk., sip.), which only a service may set")
+		return forbid("attributes", "attribute "+shown(key)+" is in LiveKit's reserved namespaces (lk., sip.), which only a service may set")
 	case cp.fixedAttr(key): // compared with the fixed value
 		return nil
 	case !slices.ContainsFunc(cp.attributes, func(k keyPattern) bool { return k.match(key) }):
-		return forbid("attributes", "attribute "+key+" is not for this caller to set (policy profile "+cp.name+")")
+		return forbid("attributes", "attribute "+shown(key)+" is not for this caller to set (policy profile "+cp.name+")")
 	}
 	return nil
 }
@@ -440,7 +451,7 @@ func (cp *compiledProfile) checkRoomConfig(rc *livekit.RoomConfiguration) error 
 	}
 	for _, a := range rc.GetAgents() {
 		if !cp.agents[a.GetAgentName()] {
-			return forbid("room_config.agents", "agent "+a.GetAgentName()+" is not one this caller may dispatch (policy profile "+cp.name+")")
+			return forbid("room_config.agents", "agent "+shown(a.GetAgentName())+" is not one this caller may dispatch (policy profile "+cp.name+")")
 		}
 	}
 	return nil

@@ -80,9 +80,6 @@ func (e *Engine) Reload() (*Policy, error) {
 // Current is the policy in use.
 func (e *Engine) Current() *Policy { return e.current.Load() }
 
-// Settings are what the engine was made with.
-func (e *Engine) Settings() Settings { return e.s }
-
 func (e *Engine) load(read func(string) ([]byte, error)) (*Policy, error) {
 	opts := Options{ServiceKeys: e.s.ServiceKeys}
 	if e.s.File == "" {

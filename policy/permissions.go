@@ -27,7 +27,7 @@ var permissions = [...]struct {
 }
 
 // agentPermission is the index of "agent", which /token/agent asks for as worker.
-const agentPermission = 11
+var agentPermission = permissionIndex("agent")
 
 func permissionIndex(name string) int {
 	for i, p := range permissions {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -155,6 +156,19 @@ func parseRoomPattern(s string) (roomPattern, error) {
 		}
 	}
 	return p, nil
+}
+
+// claims are the claim paths the pattern reads ("org", "team.id"), each once.
+func (p roomPattern) claims() []string {
+	var out []string
+	for _, chunk := range p.chunks {
+		for _, part := range chunk.parts {
+			if path := strings.Join(part.claim, "."); part.claim != nil && !slices.Contains(out, path) {
+				out = append(out, path)
+			}
+		}
+	}
+	return out
 }
 
 func lastRune(s string) rune {

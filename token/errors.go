@@ -17,9 +17,15 @@ type Unauthorized struct {
 	// BadCredentials is true when credentials were sent and did not verify (RFC 6750's
 	// invalid_token), false when none were sent where some are needed.
 	BadCredentials bool
+	// Reason replaces the default sentence, where the credential is not a caller's (a
+	// webhook's signature).
+	Reason string
 }
 
 func (e *Unauthorized) Error() string {
+	if e.Reason != "" {
+		return e.Reason
+	}
 	if e.BadCredentials {
 		return "the credentials sent are not valid"
 	}
