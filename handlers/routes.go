@@ -52,7 +52,7 @@ func NewRouter(d Deps) http.Handler {
 	// and nosniff, and is logged once.
 	r.Use(middleware.NoSniff)
 	r.Use(middleware.RequestID)
-	r.Use(ratelimit.ClientIP(d.ClientIPHeader, d.TrustedProxies)...)
+	r.Use(middleware.ClientIP(d.ClientIPHeader, d.TrustedProxies, d.Metrics.ClientIPUnusable))
 	r.Use(middleware.AccessLog(d.AccessLog, d.Metrics.ObserveRequest))
 	r.Use(middleware.Recover(d.Log, func(w http.ResponseWriter, r *http.Request) { reply.error(w, r, errInternal) }))
 	r.Use(limitHeaderBytes(reply))

@@ -31,6 +31,8 @@ type Metrics struct {
 	webhookFailed prometheus.Counter
 	dispatches    *prometheus.CounterVec
 	dispatchLocks prometheus.Counter
+	unusableIP    prometheus.Counter
+	bansRestored  prometheus.Counter
 }
 
 // New registers every metric, the Go runtime and process collectors, and a build-info gauge.
@@ -69,13 +71,17 @@ func New(version string) *Metrics {
 			[]string{"mode"}),
 		dispatchLocks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "agent_dispatch_lock_unshared_total",
 			Help: "Dispatch checks serialised on this replica only, because Redis did not answer for the room's lock."}),
+		bansRestored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "bans_restored_total",
+			Help: "Bans Redis had lost (evicted, flushed, lost in a failover) and a replica wrote back from its own copy."}),
+		unusableIP: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "client_ip_header_unusable_total",
+			Help: "Requests from a trusted proxy whose CLIENT_IP_HEADER named no address that could be read (rate-limited apart from the proxy's own)."}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help:        "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	buildInfo.Set(1)
 	m.registry.MustRegister(m.requests, m.duration, m.issued, m.verified, m.rateLimited, m.decisions, m.backendErrors, m.fallbacks, m.fallbackOn,
-		m.bansActive, m.banRemovals, m.webhookFailed, m.dispatches, m.dispatchLocks,
+		m.bansActive, m.banRemovals, m.webhookFailed, m.dispatches, m.dispatchLocks, m.unusableIP, m.bansRestored,
 		buildInfo, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -188,6 +194,20 @@ func (m *Metrics) WebhookVerificationFailed() {
 func (m *Metrics) AgentDispatch(mode string) {
 	if m != nil {
 		m.dispatches.WithLabelValues(mode).Inc()
+	}
+}
+
+// BansRestored counts bans written back to Redis after it lost them.
+func (m *Metrics) BansRestored(n int) {
+	if m != nil {
+		m.bansRestored.Add(float64(n))
+	}
+}
+
+// ClientIPUnusable counts a request whose trusted proxy's header named no readable address.
+func (m *Metrics) ClientIPUnusable() {
+	if m != nil {
+		m.unusableIP.Inc()
 	}
 }
 

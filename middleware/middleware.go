@@ -106,14 +106,14 @@ func accessLog(log zerolog.Logger, observe Observer, next http.Handler) http.Han
 			elapsed := time.Since(start)
 			method := MethodLabel(r.Method)
 			observe(route, method, status, elapsed)
-			var ip [64]byte // formatted in place: GetClientIP would allocate a string per line
+			var ip [64]byte // formatted in place: Addr.String would allocate a string per line
 			log.Info().
 				Str("request_id", RequestIDOf(w)).
 				Str("method", method).
 				Str("route", route).
 				Int("status", status).
 				Dur("duration", elapsed).
-				Bytes("client_ip", chimw.GetClientIPAddr(r.Context()).AppendTo(ip[:0])).
+				Bytes("client_ip", ClientOf(r.Context()).Addr.AppendTo(ip[:0])).
 				Msg("request")
 		}()
 		next.ServeHTTP(ww, r)

@@ -6,9 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 
-	chimw "github.com/go-chi/chi/v5/middleware"
-
 	"github.com/token-service/token-service/authn"
+	"github.com/token-service/token-service/middleware"
 )
 
 // key is what one request is counted against.
@@ -31,7 +30,13 @@ func (l *Limiter) keyOf(r *http.Request) key {
 		digest := sha256.Sum256([]byte(caller.User.Identity))
 		return key{name: "u:" + hex.EncodeToString(digest[:12]), kind: KindUser, limit: l.s.Limit}
 	}
-	return key{name: "ip:" + addressKey(chimw.GetClientIPAddr(r.Context()), l.s.IPv6Prefix), kind: KindIP, limit: l.s.Limit}
+	client := middleware.ClientOf(r.Context())
+	if client.Unusable {
+		// Apart from the proxy's own requests: the client that sent an unreadable header
+		// spends only the count of requests like its own.
+		return key{name: "ip-unusable:" + addressKey(client.Addr, l.s.IPv6Prefix), kind: KindIP, limit: l.s.Limit}
+	}
+	return key{name: "ip:" + addressKey(client.Addr, l.s.IPv6Prefix), kind: KindIP, limit: l.s.Limit}
 }
 
 // addressKey is an IPv4 address whole (IPv4-mapped IPv6 counts as IPv4), or an IPv6 address's
@@ -46,24 +51,4 @@ func addressKey(addr netip.Addr, ipv6Prefix int) string {
 		return addr.String()
 	}
 	return prefix.String()
-}
-
-// ClientIP decides who the client is, for the rate limit and the access log: the TCP peer, or,
-// only when the peer is in trusted, the address in the one header the operator named
-// (X-Forwarded-For is read right to left, skipping trusted hops). No other header is read, so a
-// client behind a proxy that sets only X-Real-IP cannot choose its key with X-Forwarded-For.
-func ClientIP(header string, proxies []netip.Prefix) []func(http.Handler) http.Handler {
-	steps := []func(http.Handler) http.Handler{chimw.ClientIPFromRemoteAddr}
-	trusted := make([]string, len(proxies))
-	for i, p := range proxies {
-		trusted[i] = p.String()
-	}
-	switch {
-	case len(trusted) == 0:
-	case http.CanonicalHeaderKey(header) == "X-Forwarded-For":
-		steps = append(steps, chimw.ClientIPFromXFF(trusted...))
-	default:
-		steps = append(steps, chimw.ClientIPFromHeader(header, trusted...))
-	}
-	return steps
 }
