@@ -105,11 +105,29 @@ type RateLimit struct {
 	IPv6Prefix int // IPv6 clients are counted per prefix of this many bits
 }
 
-// Redis is where replicas share rate limits, bans and dispatch locks.
+// Redis is where replicas share rate limits, bans and dispatch locks: REDIS_URL read as
+// go-redis reads it for REDIS_MODE, with REDIS_CA_FILE's CAs. Exactly one of Single, Cluster
+// and Failover is set, or none without REDIS_URL.
 type Redis struct {
-	Options *redis.Options // REDIS_URL as go-redis reads it; nil without Redis
-	Timeout time.Duration  // a rate-limit count's latency budget
+	Mode     string // single, cluster or sentinel
+	Single   *redis.Options
+	Cluster  *redis.ClusterOptions
+	Failover *redis.FailoverOptions
+	// Host is the URL's host and port, for messages: never its password.
+	Host    string
+	Prefix  string        // REDIS_KEY_PREFIX: every key and channel begins with it
+	Timeout time.Duration // REDIS_TIMEOUT_MS: a rate-limit count's latency budget
 }
+
+// Redis modes (REDIS_MODE).
+const (
+	RedisSingle   = "single"
+	RedisCluster  = "cluster"
+	RedisSentinel = "sentinel"
+)
+
+// Enabled reports whether REDIS_URL is set.
+func (r Redis) Enabled() bool { return r.Single != nil || r.Cluster != nil || r.Failover != nil }
 
 // UserAuth is end-user authentication: POST /token then needs the user's JWT.
 type UserAuth struct {

@@ -173,8 +173,8 @@ func TestServiceKeysAndUserAuth(t *testing.T) {
 func TestOperatorVariables(t *testing.T) {
 	cfg, err := config.Load([]string{"METRICS_PORT=9090", "REDIS_URL=rediss://:pw-123@redis:6380/1",
 		"LIVEKIT_KEYS=APIold: old-secret\nAPIolder: older-secret"})
-	if err != nil || cfg.MetricsAddr() != ":9090" || cfg.Redis.Options == nil || cfg.Redis.Options.Password != "pw-123" ||
-		cfg.Redis.Options.Addr != "redis:6380" || cfg.Redis.Options.DB != 1 || cfg.Redis.Options.TLSConfig == nil ||
+	if err != nil || cfg.MetricsAddr() != ":9090" || cfg.Redis.Single == nil || cfg.Redis.Single.Password != "pw-123" ||
+		cfg.Redis.Single.Addr != "redis:6380" || cfg.Redis.Single.DB != 1 || cfg.Redis.Single.TLSConfig == nil ||
 		len(cfg.LiveKit.VerifyKeys) != 2 || cfg.LiveKit.VerifyKeys["APIold"].Reveal() != "old-secret" || cfg.LiveKit.VerifyKeys["APIolder"].Reveal() != "older-secret" {
 		t.Fatalf("cfg %v %v err %v", cfg.MetricsAddr(), cfg.LiveKit.VerifyKeys, err)
 	}

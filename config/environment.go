@@ -41,8 +41,11 @@ type environment struct {
 	ShutdownDelaySeconds   int `env:"SHUTDOWN_DELAY_SECONDS" envDefault:"0"`
 	ShutdownTimeoutSeconds int `env:"SHUTDOWN_TIMEOUT_SECONDS" envDefault:"15"`
 
-	MetricsPort int    `env:"METRICS_PORT" envDefault:"0"`
-	RedisURL    Secret `env:"REDIS_URL"`
+	MetricsPort    int    `env:"METRICS_PORT" envDefault:"0"`
+	RedisURL       Secret `env:"REDIS_URL"`
+	RedisMode      string `env:"REDIS_MODE" envDefault:"single"`
+	RedisCAFile    string `env:"REDIS_CA_FILE"`
+	RedisKeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"token-service:"`
 
 	ServiceAPIKeys Secret `env:"SERVICE_API_KEYS"`
 

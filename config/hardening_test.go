@@ -43,7 +43,7 @@ func TestSecretsFromFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.LiveKit.APISecret.Reveal() != secret || cfg.ServiceKeys[0].Reveal() != keys || cfg.UserAuth.JWTSecret.Reveal() != jwtSecret ||
-		cfg.LiveKit.VerifyKeys["APIold"].Reveal() != longSecret || cfg.Redis.Options.Password != "pw" || cfg.Redis.Options.Addr != "127.0.0.1:6379" {
+		cfg.LiveKit.VerifyKeys["APIold"].Reveal() != longSecret || cfg.Redis.Single.Password != "pw" || cfg.Redis.Single.Addr != "127.0.0.1:6379" {
 		t.Errorf("file contents not taken, trailing newline kept, or both: %q", cfg.LiveKit.APISecret.Reveal())
 	}
 

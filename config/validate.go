@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,13 +52,7 @@ func (e *environment) config() (Config, []string) {
 	p.check(e.RateLimitIPv6Prefix >= 1 && e.RateLimitIPv6Prefix <= 128, "RATE_LIMIT_IPV6_PREFIX", "must be from 1 to 128")
 	p.check(validHeaderName(c.ClientIPHeader), "CLIENT_IP_HEADER", "must be a header name such as X-Forwarded-For, X-Real-IP or CF-Connecting-IP")
 
-	c.Redis = Redis{Timeout: time.Duration(e.RedisTimeoutMS) * time.Millisecond}
-	p.check(e.RedisTimeoutMS >= 1 && e.RedisTimeoutMS <= 1000, "REDIS_TIMEOUT_MS", "must be from 1 to 1000")
-	if e.RedisURL != "" {
-		var err error
-		c.Redis.Options, err = redisOptions(e.RedisURL.Reveal())
-		p.check(err == nil, "REDIS_URL", "must be a redis:// or rediss:// URL such as redis://:password@redis:6379/0")
-	}
+	c.Redis = e.redis(&p)
 
 	var err error
 	if c.CORSOrigins, err = parseOrigins(e.CORSOrigins); err != nil {
@@ -284,14 +281,72 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-// redisOptions is REDIS_URL as go-redis reads it; its errors quote the URL, so they are not
-// passed on.
-func redisOptions(raw string) (*redis.Options, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, errors.New("not a redis:// or rediss:// URL")
+// redis reads REDIS_URL for REDIS_MODE with go-redis's own parser for the mode. go-redis's
+// errors quote the URL, password included, so none is passed on.
+func (e *environment) redis(p *problems) Redis {
+	r := Redis{Mode: e.RedisMode, Prefix: e.RedisKeyPrefix, Timeout: time.Duration(e.RedisTimeoutMS) * time.Millisecond}
+	p.check(e.RedisTimeoutMS >= 1 && e.RedisTimeoutMS <= 1000, "REDIS_TIMEOUT_MS", "must be from 1 to 1000")
+	p.check(r.Mode == RedisSingle || r.Mode == RedisCluster || r.Mode == RedisSentinel, "REDIS_MODE", "must be single, cluster or sentinel")
+	// A { in the prefix would be a hash tag: every key in one cluster slot, one node's load.
+	p.check(r.Prefix != "" && len(r.Prefix) <= 64 && !strings.ContainsAny(r.Prefix, "{} \t\r\n"), "REDIS_KEY_PREFIX",
+		"must be 1 to 64 characters without spaces, { or }")
+	if e.RedisURL == "" {
+		p.check(e.RedisCAFile == "", "REDIS_CA_FILE", "needs a rediss:// REDIS_URL")
+		return r
 	}
-	return redis.ParseURL(raw)
+	u, err := url.Parse(e.RedisURL.Reveal())
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		p.add("REDIS_URL", "must be a redis:// or rediss:// URL such as redis://user:password@redis:6379/0")
+		return r
+	}
+	r.Host = u.Host
+	var tlsConfig *tls.Config
+	switch {
+	case e.RedisCAFile != "" && u.Scheme != "rediss":
+		p.add("REDIS_CA_FILE", "needs a rediss:// REDIS_URL")
+	case e.RedisCAFile != "":
+		if tlsConfig, err = caConfig(e.RedisCAFile); err != nil {
+			p.add("REDIS_CA_FILE", err.Error())
+		}
+	}
+	raw := e.RedisURL.Reveal()
+	switch r.Mode {
+	case RedisCluster:
+		if r.Cluster, err = redis.ParseClusterURL(raw); err == nil && r.Cluster.TLSConfig != nil && tlsConfig != nil {
+			r.Cluster.TLSConfig = tlsConfig // no ServerName: each node is checked against its own address
+		}
+	case RedisSentinel:
+		if r.Failover, err = redis.ParseFailoverURL(raw); err == nil {
+			if r.Failover.MasterName == "" {
+				p.add("REDIS_URL", "needs master_name in sentinel mode, as in redis://sentinel-user:password@sentinel-1:26379?addr=sentinel-2:26379&master_name=mymaster&username=app&password=...")
+			}
+			if r.Failover.TLSConfig != nil && tlsConfig != nil {
+				r.Failover.TLSConfig = tlsConfig // sentinels and data nodes alike, each by its own address
+			}
+		}
+	default:
+		if r.Single, err = redis.ParseURL(raw); err == nil && r.Single.TLSConfig != nil && tlsConfig != nil {
+			tlsConfig.ServerName = r.Single.TLSConfig.ServerName
+			r.Single.TLSConfig = tlsConfig
+		}
+	}
+	if err != nil {
+		p.add("REDIS_URL", "is not a valid "+r.Mode+"-mode Redis URL (see the README's Redis section)")
+	}
+	return r
+}
+
+// caConfig is TLS that trusts the CAs of a PEM bundle, as a managed provider hands them out.
+func caConfig(file string) (*tls.Config, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, errors.New("the file it names cannot be read")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("the file it names holds no PEM certificate")
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // parseOrigins accepts "*" or a list of http(s) origins; go-chi/cors also allows one "*" wildcard

@@ -98,7 +98,7 @@ func TestComposeStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the compose environment does not load: %v", err)
 	}
-	if !cfg.DevCredentials() || cfg.LiveKit.WSURL != "ws://localhost:7880" || cfg.Redis.Options == nil || cfg.Redis.Options.Addr != "redis:6379" || cfg.Redis.Options.DB != 0 {
+	if !cfg.DevCredentials() || cfg.LiveKit.WSURL != "ws://localhost:7880" || cfg.Redis.Single == nil || cfg.Redis.Single.Addr != "redis:6379" || cfg.Redis.Single.DB != 0 {
 		t.Errorf("compose does not match LiveKit --dev and the redis service: %+v", cfg)
 	}
 }

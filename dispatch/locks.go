@@ -3,11 +3,14 @@ package dispatch
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"hash/maphash"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/token-service/token-service/redisdb"
 )
 
 // LiveKit does not de-duplicate dispatches (each gets a random id), so the list-then-create of
@@ -46,46 +49,43 @@ func (l *localLocks) lock(ctx context.Context, room string, _ time.Duration) (fu
 // RedisLocks serialise across replicas with one key per room: SET NX PX to take it, and a
 // compare-and-delete to release only a lock still ours (it may have expired and been taken).
 type RedisLocks struct {
-	client     *redis.Client
+	client     *redisdb.Client
 	attempt    time.Duration // the most one Redis call may take
 	local      *localLocks   // used only when Redis does not answer
 	onUnshared func(error)
 }
 
-// NewRedisLocks returns locks on the Redis that opts name, each call within attempt;
-// onUnshared hears when Redis did not answer and a lock of this replica's own had to do.
-func NewRedisLocks(opts *redis.Options, attempt time.Duration, onUnshared func(error)) *RedisLocks {
-	o := *opts
-	o.ContextTimeoutEnabled = true
-	o.MaxRetries = -1
-	o.DisableIdentity = true
+// NewRedisLocks returns locks in client's Redis, each call within attempt; onUnshared hears when
+// Redis did not answer and a lock of this replica's own had to do.
+func NewRedisLocks(client *redisdb.Client, attempt time.Duration, onUnshared func(error)) *RedisLocks {
 	if onUnshared == nil {
 		onUnshared = func(error) {}
 	}
-	return &RedisLocks{client: redis.NewClient(&o), attempt: attempt, local: newLocalLocks(), onUnshared: onUnshared}
+	return &RedisLocks{client: client, attempt: attempt, local: newLocalLocks(), onUnshared: onUnshared}
 }
 
-// Close releases the Redis connections.
-func (r *RedisLocks) Close() error { return r.client.Close() }
-
-const (
-	lockPrefix = "token-service:dispatch-lock:"
-	lockRetry  = 20 * time.Millisecond
-)
+const lockRetry = 20 * time.Millisecond
 
 var release = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)
 
+// key is a room's lock. The room is encoded: a caller's { } would otherwise choose the cluster
+// slot, and its bytes are any the identifier rules allow.
+func (r *RedisLocks) key(room string) string {
+	return r.client.Key("dispatch-lock:" + base64.RawURLEncoding.EncodeToString([]byte(room)))
+}
+
 func (r *RedisLocks) lock(ctx context.Context, room string, hold time.Duration) (func(), error) {
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
 	owner := hex.EncodeToString(raw[:])
-	key := lockPrefix + room
+	key := r.key(room)
+	rdb := r.client.Redis()
 	for {
 		attemptCtx, cancel := context.WithTimeout(ctx, r.attempt)
-		ok, err := r.client.SetNX(attemptCtx, key, owner, hold).Result()
+		ok, err := rdb.SetNX(attemptCtx, key, owner, hold).Result()
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -96,9 +96,9 @@ func (r *RedisLocks) lock(ctx context.Context, room string, hold time.Duration) 
 		case err == nil && ok:
 			return func() {
 				// Released even when the request's budget is spent, within a budget of its own.
-				ctx, cancel := context.WithTimeout(context.Background(), r.attempt)
+				ctx, cancel := redisdb.Within(context.Background(), r.attempt)
 				defer cancel()
-				_ = release.Run(ctx, r.client, []string{key}, owner).Err()
+				_ = release.Run(ctx, rdb, []string{key}, owner).Err()
 			}, nil
 		}
 		select {

@@ -3,10 +3,9 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/token-service/token-service/internal/testenv/redistest"
 )
@@ -41,6 +40,28 @@ func exclusive(t *testing.T, a, b locker) {
 	}
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
+}
+
+// The lock is exclusive across replicas on a cluster and through sentinels too (the room's key
+// is one slot; the script touches only it).
+func TestRedisLocksOnEveryShape(t *testing.T) {
+	for name, env := range map[string][]string{
+		"cluster":  {"REDIS_MODE=cluster", "REDIS_URL=" + redistest.SharedCluster(t).URL},
+		"sentinel": {"REDIS_MODE=sentinel", "REDIS_URL=" + redistest.SharedSentinel(t).URL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			unshared := func(err error) { t.Errorf("Redis did not answer for the lock: %v", err) }
+			a := NewRedisLocks(redistest.Client(t, env...), 5*time.Second, unshared)
+			b := NewRedisLocks(redistest.Client(t, env...), 5*time.Second, unshared)
+			exclusive(t, a, b)
+		})
+	}
+}
+
 func TestLocalLocks(t *testing.T) {
 	l := newLocalLocks()
 	exclusive(t, l, l)
@@ -52,13 +73,10 @@ func TestRedisLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	opts, err := redis.ParseURL(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Two replicas: the lock must hold across processes, not only within one.
-	a, b := NewRedisLocks(opts, time.Second, nil), NewRedisLocks(opts, time.Second, nil)
-	t.Cleanup(func() { a.Close(); b.Close() })
+	// Two replicas: the lock must hold across processes, not only within one. A generous
+	// attempt: on a loaded machine a missed one would make each replica's lock its own.
+	a := NewRedisLocks(redistest.Client(t, "REDIS_URL="+srv.URL), 5*time.Second, nil)
+	b := NewRedisLocks(redistest.Client(t, "REDIS_URL="+srv.URL), 5*time.Second, nil)
 	exclusive(t, a, b)
 
 	// A lock whose holder outlives its hold expires, and the late holder's release does not
@@ -89,8 +107,7 @@ func TestRedisLocks(t *testing.T) {
 
 	// Redis gone: the lock is this replica's own, and says so.
 	unshared := 0
-	c := NewRedisLocks(opts, time.Second, func(error) { unshared++ })
-	t.Cleanup(func() { c.Close() })
+	c := NewRedisLocks(redistest.Client(t, "REDIS_URL="+srv.URL), time.Second, func(error) { unshared++ })
 	srv.Stop()
 	release, err := c.lock(ctx, "room-3", time.Second)
 	if err != nil || unshared != 1 {

@@ -7,12 +7,15 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/token-service/token-service/redisdb"
 )
 
 // AnyRoom is the room of a ban that holds in every room.
@@ -48,53 +51,53 @@ var (
 )
 
 const (
-	redisHash    = "token-service:bans"
-	redisChannel = "token-service:bans"
 	// writeBudget bounds a ban's or a lift's write to Redis, which a backend waits for, and
 	// each read of the whole set.
 	writeBudget = time.Second
 	// resyncEvery is how often a replica reads every ban again, which also catches what it
-	// missed while Redis or its subscription was down, and drops expired bans.
+	// missed while Redis or its subscription was down, drops expired bans, and writes back
+	// bans Redis lost.
 	resyncEvery = 10 * time.Second
 )
 
 // Store holds the bans. Every replica answers token requests from a copy in its own memory, so
 // that neither a Redis round trip nor a Redis outage stands in front of a join; with Redis the
 // copy follows the shared set (a published change at once, the whole set every 10 s).
+//
+// Bans never evaporate: Redis's set may shrink or vanish (an eviction under allkeys-*, a
+// failover that lost the last writes, a flushed database), and a ban missing from it that was
+// not lifted is an outage, not an instruction to forget. Lifted bans are recorded in a second
+// hash until they would have expired, so that a resync tells "lifted" from "lost": a lost ban
+// stays in every replica's copy, is written back, counted and logged.
 type Store struct {
 	mu    sync.RWMutex
 	bans  map[banKey]Ban
-	redis *redis.Client // nil: bans live in this process only
+	redis *redisdb.Client // nil: bans live in this process only
+	// hash holds the bans, lifted the lifts of bans not yet expired; channel announces changes.
+	// The two hashes share a cluster slot ({bans}), since the scripts touch both.
+	hash, lifted, channel string
 
-	onActive func(n int) // the number of bans held, after every change (expired ones go within resyncEvery)
+	onActive   func(n int) // the number of bans held, after every change (expired ones go within resyncEvery)
+	onRestored func(n int) // bans Redis had lost, written back from this replica's copy
 }
 
-// NewStore returns a store in Redis when opts is not nil, in memory otherwise.
-func NewStore(opts *redis.Options, onActive func(int)) *Store {
+// NewStore returns a store in Redis when client is not nil, in memory otherwise.
+func NewStore(client *redisdb.Client, onActive, onRestored func(int)) *Store {
 	if onActive == nil {
 		onActive = func(int) {}
 	}
-	s := &Store{bans: map[banKey]Ban{}, onActive: onActive}
-	if opts != nil {
-		o := *opts
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = -1 // a write the backend waits for is not retried behind its back
-		o.DisableIdentity = true
-		s.redis = redis.NewClient(&o)
+	if onRestored == nil {
+		onRestored = func(int) {}
+	}
+	s := &Store{bans: map[banKey]Ban{}, redis: client, onActive: onActive, onRestored: onRestored}
+	if client != nil {
+		s.hash, s.lifted, s.channel = client.Key("{bans}"), client.Key("{bans}:lifted"), client.Key("bans")
 	}
 	return s
 }
 
 // Shared reports whether bans live in Redis (every replica, across restarts).
 func (s *Store) Shared() bool { return s.redis != nil }
-
-// Close releases the Redis connections.
-func (s *Store) Close() error {
-	if s.redis == nil {
-		return nil
-	}
-	return s.redis.Close()
-}
 
 // Banned reports whether identity may not be in room: banned from it, or from every room. It
 // reads this replica's copy only, so no token request waits for Redis.
@@ -120,32 +123,55 @@ func (s *Store) BanFor(room, identity string) (Ban, bool) {
 }
 
 // addBan makes or renews a ban in Redis and announces it, unless MaxBans are held already.
+// KEYS: the bans, the lifts. ARGV: field, ban, MaxBans, channel.
 var addBan = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 1
 `)
 
-// liftBan deletes a ban from Redis, announces it, and returns what it was (nil: there was none).
+// liftBan deletes a ban, records the lift until the ban would have expired (read by resyncs,
+// so that a replica that missed the announcement does not take the ban for lost; at most
+// ARGV[3] records), announces it, and returns what the ban was (nil: there was none).
+// KEYS: the bans, the lifts. ARGV: field, channel, the most records.
 var liftBan = redis.NewScript(`
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  if redis.call('HLEN', KEYS[2]) < tonumber(ARGV[3]) then
+    redis.call('HSET', KEYS[2], ARGV[1], cjson.decode(v).expires_at)
+  end
   redis.call('PUBLISH', ARGV[2], ARGV[1])
 end
 return v
 `)
 
-// dropExpired deletes each field (ARGV pairs: field, value) whose value is still the expired
-// one read, so that a ban renewed in the meantime by another replica stays.
+// dropExpired deletes each ban (ARGV triples: kind, field, value) whose value is still the
+// expired one read, so that a ban renewed meanwhile by another replica stays; kind "l" drops a
+// lift record the same way.
 var dropExpired = redis.NewScript(`
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 1, #ARGV, 3 do
+  local key = KEYS[1]
+  if ARGV[i] == 'l' then key = KEYS[2] end
+  if redis.call('HGET', key, ARGV[i + 1]) == ARGV[i + 2] then redis.call('HDEL', key, ARGV[i + 1]) end
 end
 return 0
+`)
+
+// restoreBans writes back bans Redis lost (ARGV pairs: field, ban), unless one was lifted or
+// made again meanwhile, and returns how many it wrote.
+var restoreBans = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    n = n + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return n
 `)
 
 // Add makes or renews a ban. With Redis, the ban is made only once Redis has it.
@@ -158,10 +184,9 @@ func (s *Store) Add(ctx context.Context, b Ban) error {
 	if err != nil {
 		return err
 	}
-	// A caller that hangs up after the write was sent must not be told nothing changed.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBudget)
+	ctx, cancel := redisdb.Within(ctx, writeBudget)
 	defer cancel()
-	made, err := addBan.Run(ctx, s.redis, []string{redisHash}, k.field(), raw, MaxBans, redisChannel).Int()
+	made, err := addBan.Run(ctx, s.redis.Redis(), []string{s.hash, s.lifted}, k.field(), raw, MaxBans, s.channel).Int()
 	switch {
 	case err != nil:
 		return ErrUnavailable
@@ -195,9 +220,9 @@ func (s *Store) Lift(ctx context.Context, room, identity string) (Ban, bool, err
 	b, existed := s.bans[k]
 	s.mu.RUnlock()
 	if s.redis != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBudget)
+		ctx, cancel := redisdb.Within(ctx, writeBudget)
 		defer cancel()
-		raw, err := liftBan.Run(ctx, s.redis, []string{redisHash}, k.field(), redisChannel).Text()
+		raw, err := liftBan.Run(ctx, s.redis.Redis(), []string{s.hash, s.lifted}, k.field(), s.channel, MaxBans).Text()
 		switch {
 		case errors.Is(err, redis.Nil):
 			existed = false
@@ -260,7 +285,7 @@ func (s *Store) Run(ctx context.Context) {
 		s.expireEvery(ctx, resyncEvery)
 		return
 	}
-	sub := s.redis.Subscribe(ctx, redisChannel)
+	sub := s.redis.Redis().Subscribe(ctx, s.channel)
 	defer sub.Close()
 	// Subscribed before the first read of the set, so that no change falls between the two.
 	confirm, cancel := context.WithTimeout(ctx, writeBudget)
@@ -301,58 +326,102 @@ func (s *Store) expireEvery(ctx context.Context, every time.Duration) {
 	}
 }
 
-// refresh reads one changed ban from Redis: there, or gone.
+// refresh reads one changed ban from Redis: there, lifted, or (expired, or lost: the next
+// resync tells which) left as this replica has it.
 func (s *Store) refresh(ctx context.Context, field string) {
 	room, identity, ok := cutField(field)
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, writeBudget)
+	ctx, cancel := redisdb.Within(ctx, writeBudget)
 	defer cancel()
-	raw, err := s.redis.HGet(ctx, redisHash, field).Result()
+	raw, err := s.redis.Redis().HGet(ctx, s.hash, field).Result()
 	k := banKey{room, identity}
 	var b Ban
 	switch {
-	case errors.Is(err, redis.Nil):
-		s.forget(k)
 	case err == nil && json.Unmarshal([]byte(raw), &b) == nil:
 		s.put(k, b)
+	case errors.Is(err, redis.Nil):
+		if lifted, err := s.redis.Redis().HExists(ctx, s.lifted, field).Result(); err == nil && lifted {
+			s.forget(k)
+		}
 	}
 	// On any other error the next resync catches up.
 }
 
-// Resync replaces this replica's copy with Redis's set (at most MaxBans of it), and deletes
-// expired bans from Redis. When Redis does not answer the copy stays as it is: bans known
-// before an outage still hold.
+// Resync makes this replica's copy Redis's set (at most MaxBans of it), deletes expired bans and
+// lift records from Redis, and writes back every ban this replica holds that Redis lost. When
+// Redis does not answer the copy stays as it is: bans known before an outage still hold.
 func (s *Store) Resync(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, writeBudget)
+	ctx, cancel := redisdb.Within(ctx, writeBudget)
 	defer cancel()
-	all, err := s.redis.HGetAll(ctx, redisHash).Result()
-	if err != nil {
+	pipe := s.redis.Redis().Pipeline()
+	all, lifts := pipe.HGetAll(ctx, s.hash), pipe.HGetAll(ctx, s.lifted)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
 	now := time.Now()
-	fresh := make(map[banKey]Ban, min(len(all), MaxBans))
-	var expired []any // field, value pairs
-	for field, raw := range all {
+	fresh := make(map[banKey]Ban, min(len(all.Val()), MaxBans))
+	var expired []any // kind, field, value triples
+	for field, raw := range all.Val() {
 		room, identity, ok := cutField(field)
 		var b Ban
 		if !ok || json.Unmarshal([]byte(raw), &b) != nil || !b.activeAt(now) {
-			expired = append(expired, field, raw)
+			expired = append(expired, "b", field, raw)
 			continue
 		}
 		if len(fresh) < MaxBans {
 			fresh[banKey{room, identity}] = b
 		}
 	}
+	for field, until := range lifts.Val() {
+		if t, err := strconv.ParseInt(until, 10, 64); err != nil || t <= now.Unix() {
+			expired = append(expired, "l", field, until)
+		}
+	}
 	if len(expired) > 0 {
-		_ = dropExpired.Run(ctx, s.redis, []string{redisHash}, expired...).Err()
+		_ = dropExpired.Run(ctx, s.redis.Redis(), []string{s.hash, s.lifted}, expired...).Err()
+	}
+	lost := s.lost(fresh, lifts.Val(), now)
+	if len(lost) > 0 {
+		// What was not lifted stays: a missing ban is Redis's loss, not a decision.
+		var pairs []any
+		for k, b := range lost {
+			raw, _ := json.Marshal(b)
+			pairs = append(pairs, k.field(), raw)
+			fresh[k] = b
+		}
+		n, err := restoreBans.Run(ctx, s.redis.Redis(), []string{s.hash, s.lifted}, pairs...).Int()
+		if err == nil && n > 0 {
+			s.onRestored(n)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.bans = fresh
 	s.onActive(len(fresh))
 	return nil
+}
+
+// lost are the bans in force in this replica's copy that Redis has neither as a ban nor as a
+// lift.
+func (s *Store) lost(inRedis map[banKey]Ban, lifted map[string]string, now time.Time) map[banKey]Ban {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var lost map[banKey]Ban
+	for k, b := range s.bans {
+		if _, ok := inRedis[k]; ok || !b.activeAt(now) {
+			continue
+		}
+		if _, ok := lifted[k.field()]; ok {
+			continue
+		}
+		if lost == nil {
+			lost = map[banKey]Ban{}
+		}
+		lost[k] = b
+	}
+	return lost
 }
 
 func cutField(field string) (room, identity string, ok bool) {

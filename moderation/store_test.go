@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/token-service/token-service/internal/testenv/redistest"
 	"github.com/token-service/token-service/internal/testenv/wait"
 )
@@ -21,15 +19,11 @@ func ban(room, identity string, lasts time.Duration) Ban {
 // replica is one service's store on a shared Redis, kept current until the test ends.
 func replica(t *testing.T, url string) *Store {
 	t.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewStore(opts, nil)
+	s := NewStore(redistest.Client(t, "REDIS_URL="+url), nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; _ = s.Close() })
+	t.Cleanup(func() { cancel(); <-done })
 	return s
 }
 
@@ -118,13 +112,13 @@ func TestExpiredBansGo(t *testing.T) {
 	if err := s.Resync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.redis.HLen(ctx, redisHash).Result(); err != nil || n != 0 {
+	if n, err := s.redis.Redis().HLen(ctx, s.hash).Result(); err != nil || n != 0 {
 		t.Fatalf("expired bans left in Redis: %d %v", n, err)
 	}
 }
 
 func TestBansAreBounded(t *testing.T) {
-	s := NewStore(nil, nil)
+	s := NewStore(nil, nil, nil)
 	ctx := context.Background()
 	if err := s.Add(ctx, ban("r", "expired", -time.Second)); err != nil {
 		t.Fatal(err)

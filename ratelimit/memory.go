@@ -9,7 +9,7 @@ import (
 const (
 	shardCount = 64
 	// slotsPerShard bounds memory under a flood of distinct clients: 64 × 2,048 = 131,072
-	// clients are counted at once, in 4.5 MiB allocated at start and never grown (nothing in it
+	// clients are counted at once, in 3.5 MiB allocated at start and never grown (nothing in it
 	// is a pointer, so the collector does not scan it). Past that, the client seen least
 	// recently is forgotten for the newest: every client that keeps asking keeps its count, and
 	// a flood of new addresses can only push out clients that have gone quiet.

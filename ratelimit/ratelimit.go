@@ -10,13 +10,12 @@
 package ratelimit
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/token-service/token-service/redisdb"
 )
 
 // States, as /ready reports them.
@@ -42,9 +41,9 @@ type Settings struct {
 	Limit        int // requests per window per client; 0 turns limiting off
 	ServiceLimit int // requests per window per service key; 0 means no limit for them
 	Window       time.Duration
-	IPv6Prefix   int            // IPv6 clients are grouped by this many leading bits
-	Redis        *redis.Options // nil: count in memory only
-	RedisTimeout time.Duration  // the most a request waits for Redis
+	IPv6Prefix   int             // IPv6 clients are grouped by this many leading bits
+	Redis        *redisdb.Client // nil: count in memory only
+	RedisTimeout time.Duration   // how long Redis may take to answer a batch of counts
 	// OnDecision hears every decision, for metrics; OnFallback hears each switch of this
 	// replica from Redis to memory (true) and back (false). Either may be nil.
 	OnDecision  func(decision, keyKind string)
@@ -96,13 +95,15 @@ func (l *Limiter) State() string {
 	return Redis
 }
 
-// Close releases the Redis connections.
+// Close stops counting in Redis (the connections are the shared client's).
 func (l *Limiter) Close() error {
-	if l.redis == nil {
-		return nil
+	if l.redis != nil {
+		l.closeOnce.Do(func() {
+			close(l.redis.closed)
+			l.redis.batch.Close()
+		})
 	}
-	l.closeOnce.Do(func() { close(l.redis.closed) })
-	return l.redis.client.Close()
+	return nil
 }
 
 // Middleware counts each request against its key and hands the ones over the limit to refuse,
@@ -123,7 +124,7 @@ func (l *Limiter) Middleware(refuse http.HandlerFunc) func(http.Handler) http.Ha
 				next.ServeHTTP(w, r)
 				return
 			}
-			count, reset, decidedBy := l.count(r.Context(), k.name)
+			count, reset, decidedBy := l.count(k.name)
 			h := w.Header()
 			h["X-Ratelimit-Remaining"] = []string{l.formatInt(max(k.limit-count, 0))}
 			decision := Allowed
@@ -156,9 +157,9 @@ func (l *Limiter) formatInt(n int) string {
 
 // count adds one request to key's current window and returns the window's count, when it ends,
 // and which state decided it.
-func (l *Limiter) count(ctx context.Context, key string) (int, time.Time, string) {
+func (l *Limiter) count(key string) (int, time.Time, string) {
 	if l.redis != nil {
-		if count, reset, ok := l.redis.count(ctx, key); ok {
+		if count, reset, ok := l.redis.count(key); ok {
 			return count, reset, Redis
 		}
 		count, reset := l.memory.count(key, time.Now())

@@ -26,6 +26,7 @@ import (
 	"github.com/token-service/token-service/moderation"
 	"github.com/token-service/token-service/policy"
 	"github.com/token-service/token-service/ratelimit"
+	"github.com/token-service/token-service/redisdb"
 	"github.com/token-service/token-service/token"
 )
 
@@ -38,11 +39,20 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		log.Warn().Msg(warning)
 	}
 	m := metrics.New(version)
-	redisOptions := cfg.Redis.Options
+	shared, err := openRedis(ctx, cfg.Redis, log)
+	if err != nil {
+		return handlers.Deps{}, nil, err
+	}
+	closeShared := func() error {
+		if shared == nil {
+			return nil
+		}
+		return shared.Close()
+	}
 	limiter := ratelimit.New(ratelimit.Settings{
 		Limit: cfg.RateLimit.Max, ServiceLimit: cfg.RateLimit.ServiceMax,
 		Window: cfg.RateLimit.Window, IPv6Prefix: cfg.RateLimit.IPv6Prefix,
-		Redis: redisOptions, RedisTimeout: cfg.Redis.Timeout,
+		Redis: shared, RedisTimeout: cfg.Redis.Timeout,
 		OnDecision: m.RateLimitDecision, OnRedisMiss: m.RateLimitBackendError,
 		OnFallback: func(active bool) {
 			m.RateLimitFallback(active)
@@ -66,12 +76,12 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		OnJWKSError: func(err error) { log.Warn().Err(err).Msg("JWKS refresh failed; keeping the last keys") },
 	})
 	if err != nil {
-		_ = limiter.Close()
+		_, _ = limiter.Close(), closeShared()
 		return handlers.Deps{}, nil, err
 	}
 	decider, err := policy.New(PolicySettings(cfg))
 	if err != nil {
-		_ = limiter.Close()
+		_, _ = limiter.Close(), closeShared()
 		return handlers.Deps{}, nil, fmt.Errorf("%w: POLICY_FILE: %w", config.ErrInvalid, err)
 	}
 	log.Info().Str("policy", decider.Current().Source).Msg("grant policy loaded")
@@ -80,7 +90,13 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 			log.Warn().Msg("policy: " + warning)
 		}
 	}
-	bans := moderation.NewStore(redisOptions, m.BansActive)
+	var lostLines logging.PerSecond
+	bans := moderation.NewStore(shared, m.BansActive, func(n int) {
+		m.BansRestored(n)
+		if lostLines.Allow() {
+			log.Error().Int("bans", n).Msg("Redis had lost bans that were never lifted (evicted, flushed, or lost in a failover): written back from this replica's copy")
+		}
+	})
 	if !bans.Shared() {
 		log.Info().Msg("bans are kept in this process's memory: each replica has its own, and a restart forgets them (set REDIS_URL to share them)")
 	} else if err := bans.Resync(ctx); err != nil {
@@ -92,11 +108,11 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	api := livekitapi.New(lk.APIURL, lk.APIKey, lk.APISecret.Reveal(), lk.APITimeout)
 	enforcer := moderation.NewEnforcer(api, log, m.BanRemoval)
 	var dispatchLocks *dispatch.RedisLocks
-	if redisOptions != nil {
+	if shared != nil {
 		var unsharedLines logging.PerSecond
 		// A lock attempt may take longer than a rate-limit count (REDIS_TIMEOUT_MS): missing it
 		// means a lock of this replica's own.
-		dispatchLocks = dispatch.NewRedisLocks(redisOptions, max(cfg.Redis.Timeout, 250*time.Millisecond), func(err error) {
+		dispatchLocks = dispatch.NewRedisLocks(shared, max(cfg.Redis.Timeout, 250*time.Millisecond), func(err error) {
 			m.DispatchLockUnshared()
 			if unsharedLines.Allow() {
 				log.Warn().Err(err).Msg("redis did not answer for a room's dispatch lock: serialised on this replica only")
@@ -113,11 +129,7 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 	stop := func() error {
 		stopBackground()
 		running.Wait()
-		errs := []error{limiter.Close(), bans.Close()}
-		if dispatchLocks != nil {
-			errs = append(errs, dispatchLocks.Close())
-		}
-		return errors.Join(errs...)
+		return errors.Join(limiter.Close(), closeShared())
 	}
 	keys := map[string]string{lk.APIKey: lk.APISecret.Reveal()}
 	otherKeys := map[string]string{}
@@ -140,6 +152,25 @@ func New(ctx context.Context, cfg config.Config, version string, log, accessLog 
 		CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, ClientIPHeader: cfg.ClientIPHeader,
 		ServeMetrics: cfg.MetricsAddr() == "",
 	}, stop, nil
+}
+
+// openRedis opens the one Redis client of the replica, nil without REDIS_URL. A certificate the
+// configured CAs do not vouch for stops start-up; Redis not answering does not.
+func openRedis(ctx context.Context, r config.Redis, log zerolog.Logger) (*redisdb.Client, error) {
+	if !r.Enabled() {
+		return nil, nil
+	}
+	c := redisdb.Open(redisdb.Settings{Mode: r.Mode, Single: r.Single, Cluster: r.Cluster, Failover: r.Failover, Host: r.Host, Prefix: r.Prefix})
+	warnings, err := c.Check(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("%w: REDIS_URL: %w", config.ErrInvalid, err)
+	}
+	for _, w := range warnings {
+		log.Warn().Msg(w)
+	}
+	log.Info().Str("mode", r.Mode).Str("host", r.Host).Str("prefix", r.Prefix).Msg("shared state in Redis: rate limits, bans and dispatch locks")
+	return c, nil
 }
 
 // PolicySettings are what the grant policy needs of the configuration, for run and for the

@@ -1,6 +1,8 @@
 // Package delayproxy is a TCP proxy on 127.0.0.1 that adds a delay, changeable while it runs, to
-// every chunk it forwards in each direction: this kernel has no netem, and tests and the load
-// driver need a slow Redis that is not a dead one.
+// every chunk it forwards in each direction, as a network's latency would: each chunk goes out
+// the delay after it came in, and chunks in flight do not wait for each other (a pipeline of
+// commands and its replies take one delay each way, not one per chunk). This kernel has no
+// netem, and tests and the load driver need a slow Redis that is not a dead one.
 package delayproxy
 
 import (
@@ -75,21 +77,40 @@ func (p *Proxy) track(conns ...net.Conn) {
 	}
 }
 
-// forward copies from src to dst, holding each chunk for the delay; closing one side ends both.
+// forward copies from src to dst, each chunk the delay after it was read; closing one side ends
+// both.
 func (p *Proxy) forward(dst, src net.Conn) {
 	defer p.wg.Done()
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			time.Sleep(time.Duration(p.delay.Load())) // the delay is this proxy's whole purpose
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+	type chunk struct {
+		data []byte
+		due  time.Time
+	}
+	// Bounded: a reader far ahead of a slow writer waits, as a full network buffer would.
+	chunks := make(chan chunk, 64)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		defer dst.Close()
+		for c := range chunks {
+			time.Sleep(time.Until(c.due)) // the delay is this proxy's whole purpose
+			if _, err := dst.Write(c.data); err != nil {
+				src.Close()
+				for range chunks { // let the reader finish
+				}
 				return
 			}
 		}
+	}()
+	for {
+		buf := make([]byte, 32<<10)
+		n, err := src.Read(buf)
+		if n > 0 {
+			chunks <- chunk{data: buf[:n], due: time.Now().Add(time.Duration(p.delay.Load()))}
+		}
 		if err != nil { // EOF or a cut connection alike: the other direction ends with it
+			close(chunks)
+			<-written
+			src.Close()
 			return
 		}
 	}

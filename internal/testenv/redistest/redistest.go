@@ -7,12 +7,16 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
+	"testing"
 	"time"
 
+	"github.com/token-service/token-service/config"
 	"github.com/token-service/token-service/internal/freeport"
 	"github.com/token-service/token-service/internal/testenv/wait"
+	"github.com/token-service/token-service/redisdb"
 )
 
 // InstallHint tells a person how to get the binary.
@@ -26,6 +30,7 @@ type Server struct {
 	port   int
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
+	dir    string
 }
 
 // Start runs redis-server on a free loopback port with persistence off.
@@ -46,8 +51,15 @@ func Start() (*Server, error) {
 // Restart starts the server again after Stop, on the same port and with no data.
 func (s *Server) Restart() error {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cmd = exec.CommandContext(ctx, s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	// A directory of its own: Redis loads a dump.rdb it finds in its working directory.
+	dir, err := os.MkdirTemp("", "redis-server")
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.cmd = exec.CommandContext(ctx, s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
+	s.dir = dir
 	s.cmd.WaitDelay = 5 * time.Second
 	s.cancel = cancel
 	if err := s.cmd.Start(); err != nil {
@@ -65,6 +77,7 @@ func (s *Server) Restart() error {
 func (s *Server) Stop() {
 	s.cancel()
 	_ = s.cmd.Wait()
+	_ = os.RemoveAll(s.dir)
 }
 
 func (s *Server) ping() error {
@@ -82,4 +95,18 @@ func (s *Server) ping() error {
 		return fmt.Errorf("PING answered %q: %v", line, err)
 	}
 	return nil
+}
+
+// Client is the service's own Redis client for env (REDIS_URL, REDIS_MODE, ...), read by
+// config.Load as start-up reads it; it is closed when the test ends.
+func Client(tb testing.TB, env ...string) *redisdb.Client {
+	tb.Helper()
+	cfg, err := config.Load(env)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := cfg.Redis
+	c := redisdb.Open(redisdb.Settings{Mode: r.Mode, Single: r.Single, Cluster: r.Cluster, Failover: r.Failover, Host: r.Host, Prefix: r.Prefix})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
 }
