@@ -46,7 +46,7 @@ type rendered struct {
 	hpa        *autoscalingv2.HorizontalPodAutoscaler
 	netpol     *networkingv1.NetworkPolicy
 	monitor    *monitoringv1.ServiceMonitor
-	configMap  *corev1.ConfigMap // the grant policy, when the values hold one
+	configMaps []*corev1.ConfigMap // the grant policy and Redis's CA bundle, when the values hold them
 }
 
 // render renders the chart with the values files and overrides (later wins) through Helm's SDK,
@@ -128,8 +128,9 @@ func mustRender(t *testing.T, valueFiles []string, overrides map[string]any, wit
 			r.monitor = new(monitoringv1.ServiceMonitor)
 			into = r.monitor
 		case "ConfigMap":
-			r.configMap = new(corev1.ConfigMap)
-			into = r.configMap
+			cm := new(corev1.ConfigMap)
+			r.configMaps = append(r.configMaps, cm)
+			into = cm
 		default:
 			t.Fatalf("%s: unexpected kind %q", name, meta.Kind)
 		}
@@ -154,7 +155,9 @@ type ciCase struct {
 	wantMetrics   int32 // METRICS_PORT, 0 for none
 	wantSecret    bool  // the chart makes the Secret (no existingSecret)
 	wantSecretRef string
-	wantPolicy    bool // a POLICY_FILE from the chart's ConfigMap
+	wantPolicy    bool   // a POLICY_FILE from the chart's ConfigMap
+	wantRedis     string // REDIS_MODE, empty without Redis
+	wantRedisCA   bool   // a REDIS_CA_FILE from the chart's ConfigMap
 }
 
 var ciCases = []ciCase{
@@ -175,12 +178,24 @@ var ciCases = []ciCase{
 		wantHPA:       true,
 		wantSecret:    true,
 		wantSecretRef: "ts-token-service",
+		wantRedis:     "single",
 	},
 	{
 		file:          "existing-secret-values.yaml",
 		wantFiles:     []string{"LIVEKIT_API_SECRET_FILE", "REDIS_URL_FILE", "SERVICE_API_KEYS_FILE"},
 		wantPDB:       false, // one replica
 		wantSecretRef: "token-service-credentials",
+		wantRedis:     "single",
+	},
+	{
+		file:          "redis-cluster-values.yaml",
+		secretValues:  []string{"cluster-secret-0123456789abcdef0123456789", "cluster-redis-password-0123456789"},
+		wantFiles:     []string{"LIVEKIT_API_SECRET_FILE", "REDIS_URL_FILE"},
+		wantPDB:       true,
+		wantSecret:    true,
+		wantSecretRef: "ts-token-service",
+		wantRedis:     "cluster",
+		wantRedisCA:   true,
 	},
 	{
 		file:          "metrics-port-values.yaml",
@@ -234,6 +249,7 @@ func TestRender(t *testing.T) {
 			checkScaling(t, r, c)
 			checkNetwork(t, r, c)
 			checkPolicy(t, r, c)
+			checkRedis(t, r, c)
 			if r.monitor == nil {
 				t.Fatal("no ServiceMonitor although the cluster serves " + monitoringAPI)
 			}

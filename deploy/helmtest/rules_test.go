@@ -3,6 +3,7 @@
 package helmtest
 
 import (
+	"encoding/pem"
 	"path"
 	"slices"
 	"strconv"
@@ -132,26 +133,85 @@ func checkPod(t *testing.T, r rendered, c ciCase) {
 // mounts, read-only, and what it holds is a policy the service loads; without, none of it.
 func checkPolicy(t *testing.T, r rendered, c ciCase) {
 	t.Helper()
-	pod := r.deployment.Spec.Template.Spec
-	ctr := &pod.Containers[0]
-	var file string
-	for _, e := range ctr.Env {
-		if e.Name == "POLICY_FILE" {
-			file = e.Value
-		}
-	}
+	file, text, ok := mountedFile(t, r, "POLICY_FILE", "-policy")
 	if !c.wantPolicy {
-		if file != "" || r.configMap != nil {
-			t.Fatalf("POLICY_FILE %q or a ConfigMap without a policy in the values", file)
+		if ok {
+			t.Fatalf("POLICY_FILE %q or its ConfigMap without a policy in the values", file)
 		}
 		return
 	}
-	if r.configMap == nil || file == "" {
-		t.Fatalf("POLICY_FILE %q, ConfigMap %v: want both", file, r.configMap != nil)
+	if !ok {
+		t.Fatal("no POLICY_FILE from a ConfigMap although the values hold a policy")
+	}
+	// As start-up would read it with the chart's service keys set: the strictest reading.
+	if _, err := policy.Parse(file, []byte(text), policy.Options{ServiceKeys: true}); err != nil {
+		t.Fatalf("the chart's policy does not load: %v", err)
+	}
+	if len(r.deployment.Spec.Template.Annotations["checksum/policy"]) != 64 {
+		t.Error("no checksum/policy annotation: a changed policy would not roll the pods")
+	}
+}
+
+// checkRedis: with Redis on, REDIS_MODE and REDIS_KEY_PREFIX are set as the values say, and a
+// CA bundle in the values is the PEM file REDIS_CA_FILE names, from the chart's ConfigMap, whose
+// change rolls the pods (the service reads it at start-up); without Redis, none of it.
+func checkRedis(t *testing.T, r rendered, c ciCase) {
+	t.Helper()
+	ctr := &r.deployment.Spec.Template.Spec.Containers[0]
+	mode, prefix := envValue(ctr, "REDIS_MODE"), envValue(ctr, "REDIS_KEY_PREFIX")
+	if mode != c.wantRedis || (c.wantRedis != "") != (prefix != "") {
+		t.Fatalf("REDIS_MODE=%q REDIS_KEY_PREFIX=%q: want mode %q and a prefix with Redis only", mode, prefix, c.wantRedis)
+	}
+	file, text, ok := mountedFile(t, r, "REDIS_CA_FILE", "-redis-ca")
+	if !c.wantRedisCA {
+		if ok {
+			t.Fatalf("REDIS_CA_FILE %q or its ConfigMap without a CA bundle in the values", file)
+		}
+		return
+	}
+	if !ok {
+		t.Fatal("no REDIS_CA_FILE from a ConfigMap although the values hold a CA bundle")
+	}
+	if block, _ := pem.Decode([]byte(text)); block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("%s holds no PEM certificate", file)
+	}
+	if len(r.deployment.Spec.Template.Annotations["checksum/redis-ca"]) != 64 {
+		t.Error("no checksum/redis-ca annotation: a changed CA bundle would not roll the pods")
+	}
+}
+
+func envValue(ctr *corev1.Container, name string) string {
+	for _, e := range ctr.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// mountedFile is the file the variable names and its text, when it is in a read-only mount of
+// the chart's ConfigMap whose name ends in suffix; ok is false when neither the variable nor that
+// ConfigMap is there, and the test fails when only one of them is.
+func mountedFile(t *testing.T, r rendered, variable, suffix string) (file, text string, ok bool) {
+	t.Helper()
+	pod := r.deployment.Spec.Template.Spec
+	ctr := &pod.Containers[0]
+	file = envValue(ctr, variable)
+	var cm *corev1.ConfigMap
+	for _, m := range r.configMaps {
+		if strings.HasSuffix(m.Name, suffix) {
+			cm = m
+		}
+	}
+	if file == "" && cm == nil {
+		return "", "", false
+	}
+	if file == "" || cm == nil {
+		t.Fatalf("%s %q, ConfigMap *%s %v: want both or neither", variable, file, suffix, cm != nil)
 	}
 	var mounted string
 	for _, v := range pod.Volumes {
-		if v.ConfigMap == nil || v.ConfigMap.Name != r.configMap.Name {
+		if v.ConfigMap == nil || v.ConfigMap.Name != cm.Name {
 			continue
 		}
 		for _, m := range ctr.VolumeMounts {
@@ -162,19 +222,13 @@ func checkPolicy(t *testing.T, r rendered, c ciCase) {
 	}
 	dir, key := path.Split(file)
 	if path.Clean(dir) != mounted {
-		t.Fatalf("POLICY_FILE=%s is not in the ConfigMap's read-only mount %q", file, mounted)
+		t.Fatalf("%s=%s is not in the ConfigMap's read-only mount %q", variable, file, mounted)
 	}
-	text, ok := r.configMap.Data[key]
-	if !ok {
-		t.Fatalf("ConfigMap %s has no key %s: %v", r.configMap.Name, key, r.configMap.Data)
+	text, found := cm.Data[key]
+	if !found {
+		t.Fatalf("ConfigMap %s has no key %s: %v", cm.Name, key, cm.Data)
 	}
-	// As start-up would read it with the chart's service keys set: the strictest reading.
-	if _, err := policy.Parse(file, []byte(text), policy.Options{ServiceKeys: true}); err != nil {
-		t.Fatalf("the chart's policy does not load: %v", err)
-	}
-	if len(r.deployment.Spec.Template.Annotations["checksum/policy"]) != 64 {
-		t.Error("no checksum/policy annotation: a changed policy would not roll the pods")
-	}
+	return file, text, true
 }
 
 // checkSecret: credentials only as files from the Secret, through *_FILE variables.
@@ -194,7 +248,7 @@ func checkSecret(t *testing.T, r rendered, c ciCase) {
 		if e.ValueFrom != nil {
 			t.Errorf("%s comes from valueFrom; credentials reach the container only as files", e.Name)
 		}
-		if strings.HasSuffix(e.Name, "_FILE") && e.Name != "POLICY_FILE" { // the policy is no credential: checkPolicy
+		if strings.HasSuffix(e.Name, "_FILE") && e.Name != "POLICY_FILE" && e.Name != "REDIS_CA_FILE" { // no credentials: checkPolicy, checkRedis
 			fileVars = append(fileVars, e.Name)
 			mountedAt[e.Name] = e.Value
 		}

@@ -85,8 +85,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if .Values.redis.enabled }}
 {{- if and (not $s.existingSecret) (not .Values.redis.url) }}{{ fail "redis.enabled is true: redis.url is required (REDIS_URL)" }}{{ end }}
-{{- else if .Values.redis.url }}
-{{- fail "redis.url is set but redis.enabled is false" }}
+{{- else if or .Values.redis.url .Values.redis.caBundle }}
+{{- fail "redis.url or redis.caBundle is set but redis.enabled is false" }}
 {{- end }}
 {{- $r := .Values.probes.readiness }}
 {{- if ge (mul $r.periodSeconds $r.failureThreshold | int) ($c.shutdownDelaySeconds | int) }}
